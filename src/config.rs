@@ -1,0 +1,329 @@
+//! Settings from the environment (and an optional `.env`), parsed once at
+//! start-up. A bad value stops start-up with one line naming the variable.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON when stdout is not a terminal, human-readable when it is.
+    Auto,
+    Json,
+    Pretty,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// `smtps://`: TLS from the first byte (usually port 465).
+    ImplicitTls,
+    /// `smtp://`: STARTTLS required (usually port 587).
+    StartTls,
+    /// `smtp://…?tls=none`: plain text, for a relay on the same host or network.
+    None,
+}
+
+#[derive(Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where mail goes: an SMTP server, or `.eml` files in a folder.
+#[derive(Debug, Clone)]
+pub enum MailTransportSettings {
+    Smtp(SmtpSettings),
+    Outbox(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub database_url: String,
+    pub bind: SocketAddr,
+    /// Absolute, without a trailing slash.
+    pub base_url: String,
+    /// `BASE_URL` was not set: the application derives it from the address it
+    /// actually listens on (which differs from `BIND` for port 0).
+    pub base_url_from_bind: bool,
+    pub site_name: String,
+    pub mail_from: lettre::message::Mailbox,
+    pub mail_transport: MailTransportSettings,
+    pub secret_key: Option<SecretString>,
+    pub admin_token: Option<SecretString>,
+    pub log_format: LogFormat,
+    /// Sign-ups allowed per client IP per hour; 0 turns the limit off.
+    pub signup_limit_per_hour: u32,
+    /// Take the client IP from `X-Forwarded-For`/`Forwarded` (behind a reverse proxy).
+    pub trust_proxy_headers: bool,
+    pub confirmation_ttl: Duration,
+    /// A repeated sign-up of a pending address sends another confirmation
+    /// only after this long, so a form cannot be used to flood an inbox.
+    pub confirmation_resend_interval: Duration,
+    pub send_concurrency: usize,
+    pub send_batch_size: u32,
+    pub send_max_attempts: u32,
+    pub send_retry_base: Duration,
+    pub send_lease: Duration,
+    pub worker_poll_interval: Duration,
+}
+
+const SECRET_KEY_MIN_LEN: usize = 32;
+
+impl Settings {
+    /// Reads the process environment, after loading `.env` if there is one.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        if let Err(error) = dotenvy::dotenv()
+            && !error.not_found()
+        {
+            return Err(ConfigError { variable: ".env", message: error.to_string() });
+        }
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    /// Parses settings from any source of variables (the tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars(&lookup);
+        let environment = match vars.text("APP_ENV").as_deref() {
+            None | Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                return Err(vars.error("APP_ENV", format!("'{other}' is not development or production")));
+            }
+        };
+        let bind: SocketAddr = vars.parsed("BIND", "127.0.0.1:8080".parse().unwrap())?;
+        let (base_url, base_url_from_bind) = match vars.text("BASE_URL") {
+            Some(raw) => (parse_base_url(&raw).map_err(|m| vars.error("BASE_URL", m))?, false),
+            None => (format!("http://{bind}"), true),
+        };
+        let mail_transport = match vars.text("SMTP_URL") {
+            Some(raw) => MailTransportSettings::Smtp(parse_smtp_url(&raw).map_err(|m| vars.error("SMTP_URL", m))?),
+            None => MailTransportSettings::Outbox(PathBuf::from(
+                vars.text("MAIL_OUTBOX_DIR").unwrap_or_else(|| "./outbox".into()),
+            )),
+        };
+        let mail_from = vars.text("MAIL_FROM").unwrap_or_else(|| "tickermail <tickermail@localhost>".into());
+        let mail_from = mail_from.parse().map_err(|e| {
+            vars.error("MAIL_FROM", format!("'{mail_from}' is not a mailbox like 'News <news@example.com>': {e}"))
+        })?;
+        let secret_key = match vars.text("SECRET_KEY") {
+            Some(key) if key.len() < SECRET_KEY_MIN_LEN => {
+                return Err(vars.error(
+                    "SECRET_KEY",
+                    format!("must be at least {SECRET_KEY_MIN_LEN} characters; make one with `openssl rand -hex 32`"),
+                ));
+            }
+            Some(key) => Some(SecretString::from(key)),
+            None if environment == Environment::Production => {
+                return Err(vars.error(
+                    "SECRET_KEY",
+                    "is required when APP_ENV=production; make one with `openssl rand -hex 32` and keep it: changing it breaks every link already emailed".into(),
+                ));
+            }
+            None => None,
+        };
+        let admin_token = match vars.text("ADMIN_TOKEN") {
+            Some(token) if token.len() < 16 => {
+                return Err(vars.error(
+                    "ADMIN_TOKEN",
+                    "must be at least 16 characters; make one with `openssl rand -hex 32`".into(),
+                ));
+            }
+            token => token.map(SecretString::from),
+        };
+        let log_format = match vars.text("LOG_FORMAT").as_deref() {
+            None | Some("auto") => LogFormat::Auto,
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => return Err(vars.error("LOG_FORMAT", format!("'{other}' is not auto, json or pretty"))),
+        };
+        let send_concurrency: usize = vars.parsed("SEND_CONCURRENCY", 4)?;
+        if send_concurrency == 0 {
+            return Err(vars.error("SEND_CONCURRENCY", "must be at least 1".into()));
+        }
+        let send_batch_size: u32 = vars.parsed("SEND_BATCH_SIZE", 200)?;
+        if send_batch_size == 0 {
+            return Err(vars.error("SEND_BATCH_SIZE", "must be at least 1".into()));
+        }
+        Ok(Settings {
+            environment,
+            database_url: vars.text("DATABASE_URL").unwrap_or_else(|| "sqlite://tickermail.db".into()),
+            bind,
+            base_url,
+            base_url_from_bind,
+            site_name: vars.text("SITE_NAME").unwrap_or_else(|| "Stock News".into()),
+            mail_from,
+            mail_transport,
+            secret_key,
+            admin_token,
+            log_format,
+            signup_limit_per_hour: vars.parsed("SIGNUP_LIMIT_PER_HOUR", 10)?,
+            trust_proxy_headers: vars.flag("TRUST_PROXY_HEADERS", false)?,
+            confirmation_ttl: Duration::from_secs(3600 * vars.parsed::<u64>("CONFIRMATION_TTL_HOURS", 168)?),
+            confirmation_resend_interval: Duration::from_secs(vars.parsed("CONFIRMATION_RESEND_SECONDS", 300)?),
+            send_concurrency,
+            send_batch_size,
+            send_max_attempts: vars.parsed("SEND_MAX_ATTEMPTS", 8)?,
+            send_retry_base: Duration::from_secs(vars.parsed("SEND_RETRY_BASE_SECONDS", 30)?),
+            send_lease: Duration::from_secs(vars.parsed("SEND_LEASE_SECONDS", 300)?),
+            worker_poll_interval: Duration::from_millis(vars.parsed("WORKER_POLL_MS", 1000)?),
+        })
+    }
+}
+
+struct Vars<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
+    /// A variable's value; set but empty counts as unset.
+    fn text(&self, name: &str) -> Option<String> {
+        (self.0)(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    fn error(&self, variable: &'static str, message: String) -> ConfigError {
+        ConfigError { variable, message }
+    }
+
+    fn parsed<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.text(name) {
+            None => Ok(default),
+            Some(raw) => raw.parse().map_err(|e| self.error(name, format!("'{raw}' is not valid: {e}"))),
+        }
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.text(name).as_deref() {
+            None => Ok(default),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some("0" | "false" | "no" | "off") => Ok(false),
+            Some(other) => Err(self.error(name, format!("'{other}' is not true or false"))),
+        }
+    }
+}
+
+fn parse_base_url(raw: &str) -> Result<String, String> {
+    let url = Url::parse(raw).map_err(|e| format!("'{raw}' is not an absolute URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("'{raw}' must be an http:// or https:// URL with a host"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+fn parse_smtp_url(raw: &str) -> Result<SmtpSettings, String> {
+    let url = Url::parse(raw).map_err(|e| format!("not a URL like smtp://user:pass@host:587 ({e})"))?;
+    let host = url.host_str().ok_or("has no host")?.to_string();
+    let tls = url.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
+    let security = match (url.scheme(), tls.as_deref()) {
+        ("smtps", None | Some("implicit")) => SmtpSecurity::ImplicitTls,
+        ("smtp", None | Some("starttls" | "required")) => SmtpSecurity::StartTls,
+        ("smtp", Some("none")) => SmtpSecurity::None,
+        ("smtp" | "smtps", Some(other)) => return Err(format!("tls={other} is not one of starttls, none")),
+        (scheme, _) => return Err(format!("scheme '{scheme}' is not smtp or smtps")),
+    };
+    let default_port = match security {
+        SmtpSecurity::ImplicitTls => 465,
+        SmtpSecurity::StartTls => 587,
+        SmtpSecurity::None => 25,
+    };
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+    };
+    let username = (!url.username().is_empty()).then(|| decode(url.username()));
+    let password = url.password().map(|p| SecretString::from(decode(p)));
+    Ok(SmtpSettings { host, port: url.port().unwrap_or(default_port), security, username, password })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_give_a_local_sqlite_and_outbox_setup() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.database_url, "sqlite://tickermail.db");
+        assert_eq!(s.base_url, "http://127.0.0.1:8080");
+        assert!(matches!(s.mail_transport, MailTransportSettings::Outbox(ref p) if p.ends_with("outbox")));
+    }
+
+    #[test]
+    fn smtp_urls_select_the_security_mode() {
+        let starttls = parse_smtp_url("smtp://ann:p%40ss@mail.example.com").unwrap();
+        assert_eq!((starttls.security, starttls.port), (SmtpSecurity::StartTls, 587));
+        assert_eq!(starttls.username.as_deref(), Some("ann"));
+        use secrecy::ExposeSecret;
+        assert_eq!(starttls.password.unwrap().expose_secret(), "p@ss");
+        let implicit = parse_smtp_url("smtps://mail.example.com").unwrap();
+        assert_eq!((implicit.security, implicit.port), (SmtpSecurity::ImplicitTls, 465));
+        let plain = parse_smtp_url("smtp://127.0.0.1:2525?tls=none").unwrap();
+        assert_eq!((plain.security, plain.port), (SmtpSecurity::None, 2525));
+        assert!(parse_smtp_url("http://mail.example.com").is_err());
+        assert!(parse_smtp_url("smtp://mail.example.com?tls=maybe").is_err());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        for (var, value) in [
+            ("BIND", "localhost"),
+            ("BASE_URL", "example.com"),
+            ("SMTP_URL", "mail.example.com"),
+            ("MAIL_FROM", "not a mailbox"),
+            ("SECRET_KEY", "short"),
+            ("SEND_CONCURRENCY", "0"),
+            ("SIGNUP_LIMIT_PER_HOUR", "-1"),
+            ("TRUST_PROXY_HEADERS", "maybe"),
+            ("APP_ENV", "staging"),
+        ] {
+            let error = settings(&[(var, value)]).unwrap_err();
+            assert_eq!(error.variable, var);
+            assert!(error.to_string().starts_with(var));
+        }
+    }
+
+    #[test]
+    fn production_requires_a_secret_key_and_says_how_to_make_one() {
+        let error = settings(&[("APP_ENV", "production")]).unwrap_err();
+        assert_eq!(error.variable, "SECRET_KEY");
+        assert!(error.message.contains("openssl rand"));
+    }
+}

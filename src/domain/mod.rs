@@ -1,0 +1,13 @@
+//! Values that can only exist once parsed: a value of one of these types is valid.
+
+mod preferences;
+mod subscriber;
+mod subscriber_email;
+mod subscriber_name;
+mod ticker;
+
+pub use preferences::{AlertThreshold, DigestFrequency};
+pub use subscriber::{Subscriber, SubscriberStatus};
+pub use subscriber_email::SubscriberEmail;
+pub use subscriber_name::SubscriberName;
+pub use ticker::{Ticker, Watchlist};

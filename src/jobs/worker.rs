@@ -1,0 +1,260 @@
+//! The delivery worker: the only code that sends email. It claims due rows
+//! from the outbox in batches, renders each, sends it, and marks it; a crash
+//! at any point leaves the row to be claimed again when its lease runs out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::domain::SubscriberStatus;
+use crate::mailer::{ComposedEmail, EmailLinks, Mailer, SendError, confirmation_email, welcome_email};
+use crate::store::{ClaimedDelivery, DeliveryKind, FinalStatus, Store, StoreError};
+use crate::tokens::TokenKey;
+
+/// The longest wait between two attempts, however many have failed.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(6 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub batch_size: u32,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub confirmation_ttl: Duration,
+}
+
+impl WorkerSettings {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            batch_size: settings.send_batch_size,
+            concurrency: settings.send_concurrency,
+            max_attempts: settings.send_max_attempts,
+            retry_base: settings.send_retry_base,
+            lease: settings.send_lease,
+            poll_interval: settings.worker_poll_interval,
+            confirmation_ttl: settings.confirmation_ttl,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct DeliveryWorker {
+    store: Store,
+    mailer: Mailer,
+    links: EmailLinks,
+    tokens: TokenKey,
+    settings: WorkerSettings,
+    wakeup: Arc<Notify>,
+}
+
+/// What became of one claimed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sent,
+    Retry,
+    Failed,
+    Suppressed,
+}
+
+/// What rendering decided: a message to send, or a reason not to.
+enum Rendered {
+    Email(ComposedEmail),
+    Suppress(String),
+    Fail(String),
+}
+
+impl DeliveryWorker {
+    pub fn new(
+        store: Store,
+        mailer: Mailer,
+        links: EmailLinks,
+        tokens: TokenKey,
+        settings: WorkerSettings,
+        wakeup: Arc<Notify>,
+    ) -> Self {
+        Self { store, mailer, links, tokens, settings, wakeup }
+    }
+
+    /// Drains the outbox until `shutdown` is cancelled; a batch in progress is
+    /// finished first, so no send is cut off half-way.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(transport = %self.mailer.describe(), "delivery worker started");
+        while !shutdown.is_cancelled() {
+            let idle = match self.run_once().await {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(error) => {
+                    tracing::error!(%error, "delivery worker could not claim deliveries");
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = self.wakeup.notified() => {}
+                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                }
+            }
+        }
+        tracing::info!("delivery worker stopped");
+    }
+
+    /// Claims one batch and processes it. Returns how many were claimed.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let batch = self.store.claim_due_deliveries(self.settings.batch_size, self.settings.lease).await?;
+        let claimed = batch.len();
+        if claimed == 0 {
+            return Ok(0);
+        }
+        let outcomes: Vec<Outcome> = futures_util::stream::iter(batch)
+            .map(|delivery| self.process(delivery))
+            .buffer_unordered(self.settings.concurrency)
+            .collect()
+            .await;
+        let count = |wanted: Outcome| outcomes.iter().filter(|o| **o == wanted).count();
+        tracing::info!(
+            claimed,
+            sent = count(Outcome::Sent),
+            retry = count(Outcome::Retry),
+            failed = count(Outcome::Failed),
+            suppressed = count(Outcome::Suppressed),
+            "delivery batch done"
+        );
+        Ok(claimed)
+    }
+
+    #[tracing::instrument(name = "delivery", skip_all, fields(id = %delivery.id, kind = %delivery.kind_name, attempt = delivery.attempts))]
+    async fn process(&self, delivery: ClaimedDelivery) -> Outcome {
+        let (outcome, marked) = match self.render(&delivery) {
+            Rendered::Suppress(reason) => {
+                tracing::info!(%reason, "delivery suppressed");
+                (
+                    Outcome::Suppressed,
+                    self.store.mark_delivery_final(&delivery, FinalStatus::Suppressed, &reason, false).await,
+                )
+            }
+            Rendered::Fail(reason) => {
+                tracing::error!(%reason, "delivery cannot be rendered");
+                (Outcome::Failed, self.store.mark_delivery_final(&delivery, FinalStatus::Failed, &reason, false).await)
+            }
+            Rendered::Email(email) => {
+                let file_stem = format!(
+                    "{}-{}-{}",
+                    Utc::now().format("%Y%m%dT%H%M%S%.6f"),
+                    delivery.kind_name,
+                    delivery.id.simple()
+                );
+                match self.mailer.send(email.message, &file_stem).await {
+                    Ok(()) => (Outcome::Sent, self.store.mark_delivery_sent(&delivery, &email.message_id).await),
+                    Err(error) => self.handle_send_error(&delivery, error).await,
+                }
+            }
+        };
+        match marked {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("delivery was taken over by another worker before it could be marked"),
+            Err(error) => {
+                tracing::error!(%error, "could not record the delivery's outcome; it will be retried after its lease")
+            }
+        }
+        outcome
+    }
+
+    async fn handle_send_error(
+        &self,
+        delivery: &ClaimedDelivery,
+        error: SendError,
+    ) -> (Outcome, Result<bool, StoreError>) {
+        match error {
+            SendError::Permanent { reply, bounce } => {
+                tracing::warn!(%reply, bounce, "delivery rejected permanently");
+                (Outcome::Failed, self.store.mark_delivery_final(delivery, FinalStatus::Failed, &reply, bounce).await)
+            }
+            SendError::Transient(reply) if delivery.attempts >= self.settings.max_attempts => {
+                let reason = format!("gave up after {} attempts: {reply}", delivery.attempts);
+                tracing::warn!(%reason, "delivery failed");
+                (Outcome::Failed, self.store.mark_delivery_final(delivery, FinalStatus::Failed, &reason, false).await)
+            }
+            SendError::Transient(reply) => {
+                let delay = retry_delay(self.settings.retry_base, delivery.attempts);
+                tracing::warn!(%reply, retry_in_secs = delay.as_secs_f64(), "delivery will be retried");
+                let retry_at = crate::store::now() + delay;
+                (Outcome::Retry, self.store.mark_delivery_retry(delivery, &reply, retry_at).await)
+            }
+        }
+    }
+
+    fn render(&self, delivery: &ClaimedDelivery) -> Rendered {
+        let Some(kind) = delivery.kind else {
+            return Rendered::Fail(format!("unknown kind of message '{}'", delivery.kind_name));
+        };
+        let Some(subscriber) = &delivery.subscriber else {
+            return Rendered::Suppress("the subscriber was erased".into());
+        };
+        let composed = match kind {
+            DeliveryKind::Confirmation => {
+                if subscriber.status != SubscriberStatus::Pending {
+                    return Rendered::Suppress(format!("subscriber is {} now", subscriber.status.as_str()));
+                }
+                let Some(issued_at) =
+                    delivery.payload["issued_at"].as_i64().and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                else {
+                    return Rendered::Fail("confirmation payload has no issued_at".into());
+                };
+                let expires_at = issued_at + self.settings.confirmation_ttl;
+                if expires_at <= Utc::now() {
+                    return Rendered::Suppress("the confirmation link expired before it could be sent".into());
+                }
+                let token = self.tokens.confirmation_token(subscriber.id, issued_at);
+                confirmation_email(&self.links, &subscriber.email, &subscriber.name, &token, expires_at)
+            }
+            DeliveryKind::Welcome => {
+                if subscriber.status != SubscriberStatus::Confirmed {
+                    return Rendered::Suppress(format!("subscriber is {} now", subscriber.status.as_str()));
+                }
+                let token = self.tokens.manage_token(subscriber.id, &subscriber.token_nonce);
+                welcome_email(
+                    &self.links,
+                    &subscriber.email,
+                    &subscriber.name,
+                    &token,
+                    &subscriber.watchlist.to_string(),
+                )
+            }
+        };
+        match composed {
+            Ok(email) => Rendered::Email(email),
+            Err(reason) => Rendered::Fail(reason),
+        }
+    }
+}
+
+/// Exponential backoff from `base` (doubling per failed attempt, capped),
+/// with ±20% jitter so retries after an outage do not arrive all at once.
+fn retry_delay(base: Duration, attempts: u32) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(20);
+    let delay = base.saturating_mul(1 << exponent).min(MAX_RETRY_DELAY);
+    delay.mul_f64(rand::random_range(0.8..1.2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_with_jitter_and_are_capped() {
+        let base = Duration::from_secs(30);
+        for (attempts, expected) in [(1, 30.0), (2, 60.0), (3, 120.0), (5, 480.0)] {
+            let delay = retry_delay(base, attempts).as_secs_f64();
+            assert!((expected * 0.8..=expected * 1.2).contains(&delay), "attempt {attempts}: {delay}");
+        }
+        assert!(retry_delay(base, 40) <= MAX_RETRY_DELAY.mul_f64(1.2));
+    }
+}

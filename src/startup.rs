@@ -1,0 +1,162 @@
+//! Builds the application from its settings: database, mailer, web server,
+//! delivery worker and scheduler, and runs them until a shutdown signal.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use secrecy::SecretString;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing_actix_web::TracingLogger;
+
+use crate::config::{Environment, Settings};
+use crate::jobs::scheduler;
+use crate::jobs::worker::{DeliveryWorker, WorkerSettings};
+use crate::mailer::{EmailLinks, Mailer};
+use crate::store::Store;
+use crate::tokens::TokenKey;
+use crate::web::{AppState, PUBLIC_BODY_LIMIT, SignupLimiter, configure, security_headers};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("DATABASE_URL: {0}")]
+    Database(#[from] crate::store::StoreError),
+    #[error("BIND: cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("{0}")]
+    Mailer(String),
+    #[error("scheduler: {0}")]
+    Scheduler(#[from] tokio_cron_scheduler::JobSchedulerError),
+}
+
+/// Connects to the database and applies pending migrations.
+pub async fn connect_and_migrate(settings: &Settings) -> Result<Store, StartupError> {
+    let store = Store::connect(&settings.database_url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The key for token HMACs: `SECRET_KEY`, or outside production a key
+/// generated once and kept in the database so links survive restarts.
+pub async fn token_key(settings: &Settings, store: &Store) -> Result<TokenKey, StartupError> {
+    if let Some(key) = &settings.secret_key {
+        return Ok(TokenKey::new(key.clone()));
+    }
+    debug_assert_eq!(settings.environment, Environment::Development);
+    let candidate = hex::encode(rand::random::<[u8; 32]>());
+    let key = store.get_or_create_secret("secret_key", &candidate).await?;
+    tracing::warn!(
+        "SECRET_KEY is not set: using a generated key kept in the database (fine for local use; set SECRET_KEY in production)"
+    );
+    Ok(TokenKey::new(SecretString::from(key)))
+}
+
+pub fn email_links(settings: &Settings) -> EmailLinks {
+    EmailLinks {
+        site_name: settings.site_name.clone(),
+        base_url: settings.base_url.clone(),
+        from: settings.mail_from.clone(),
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Store,
+    worker: JoinHandle<()>,
+    stop_background: CancellationToken,
+    scheduler: tokio_cron_scheduler::JobScheduler,
+}
+
+impl Application {
+    pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(settings.bind)
+            .map_err(|source| StartupError::Bind { addr: settings.bind.to_string(), source })?;
+        let local_addr =
+            listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind.to_string(), source })?;
+        if settings.base_url_from_bind {
+            settings.base_url = format!("http://{local_addr}");
+        }
+        let port = local_addr.port();
+        let store = connect_and_migrate(&settings).await?;
+        let tokens = token_key(&settings, &store).await?;
+        let mailer = Mailer::new(&settings.mail_transport, settings.send_concurrency).map_err(StartupError::Mailer)?;
+        let wakeup = Arc::new(Notify::new());
+        let stop_background = CancellationToken::new();
+
+        let worker = DeliveryWorker::new(
+            store.clone(),
+            mailer,
+            email_links(&settings),
+            tokens.clone(),
+            WorkerSettings::from_settings(&settings),
+            wakeup.clone(),
+        );
+        let worker = tokio::spawn(worker.run(stop_background.clone()));
+        let scheduler = scheduler::start(store.clone()).await?;
+
+        let signup_limiter = SignupLimiter::new(settings.signup_limit_per_hour);
+        tokio::spawn(forget_idle_clients(signup_limiter.clone(), stop_background.clone()));
+
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            settings: Arc::new(settings),
+            tokens,
+            signup_limiter,
+            worker_wakeup: wakeup,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(security_headers())
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(PUBLIC_BODY_LIMIT))
+                .app_data(web::FormConfig::default().limit(PUBLIC_BODY_LIMIT))
+                .configure(configure)
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { addr: format!("port {port}"), source })?
+        .shutdown_timeout(30)
+        .run();
+        Ok(Self { port, server, store, worker, stop_background, scheduler })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until SIGINT/SIGTERM: the server stops accepting and finishes
+    /// in-flight requests, then the worker finishes its batch.
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
+        tracing::info!(port = self.port, "tickermail is serving");
+        let served = self.server.await;
+        tracing::info!("shutting down: finishing in-flight sends");
+        self.stop_background.cancel();
+        if let Err(error) = self.scheduler.shutdown().await {
+            tracing::warn!(%error, "scheduler did not stop cleanly");
+        }
+        if let Err(error) = self.worker.await {
+            tracing::error!(%error, "delivery worker ended abnormally");
+        }
+        self.store.close().await;
+        served
+    }
+}
+
+async fn forget_idle_clients(limiter: SignupLimiter, stop: CancellationToken) {
+    let mut interval = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = interval.tick() => limiter.forget_idle(),
+        }
+    }
+}

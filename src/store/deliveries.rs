@@ -1,0 +1,279 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::subscribers::{SubscriberRow, into_subscribers, subscriber_columns};
+use super::{Store, StoreError, StoreResult, in_transaction, now, on_reader, on_writer};
+use crate::domain::Subscriber;
+
+/// What kind of message a delivery becomes; the worker renders each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryKind {
+    Confirmation,
+    Welcome,
+}
+
+impl DeliveryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmation => "confirmation",
+            Self::Welcome => "welcome",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "confirmation" => Some(Self::Confirmation),
+            "welcome" => Some(Self::Welcome),
+            _ => None,
+        }
+    }
+}
+
+/// Queues one delivery inside a transaction: `insert_delivery!(executor,
+/// kind, subscriber_id, recipient, payload, now)`.
+macro_rules! insert_delivery {
+    ($executor:expr, $kind:expr, $subscriber_id:expr, $recipient:expr, $payload:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO deliveries (id, kind, subscriber_id, recipient, payload, status, attempts, \
+                 next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $6)",
+        )
+        .bind(uuid::Uuid::new_v4())
+        .bind($kind.as_str())
+        .bind($subscriber_id)
+        .bind($recipient)
+        .bind($payload.to_string())
+        .bind($now)
+        .execute($executor)
+        .await?
+    };
+}
+pub(super) use insert_delivery;
+
+/// A delivery this worker has leased: nobody else sends it until the lease
+/// ends, and only this claim may mark it.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: Uuid,
+    pub claim_id: Uuid,
+    /// `None` for a kind this version does not know (written by a newer one).
+    pub kind: Option<DeliveryKind>,
+    pub kind_name: String,
+    pub recipient: String,
+    pub payload: serde_json::Value,
+    /// Including this one.
+    pub attempts: u32,
+    /// `None` when the subscriber has been erased.
+    pub subscriber: Option<Subscriber>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: Uuid,
+    kind: String,
+    subscriber_id: Option<Uuid>,
+    recipient: String,
+    payload: String,
+    attempts: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryCount {
+    pub kind: String,
+    pub status: String,
+    pub count: i64,
+}
+
+const CLAIM_SQLITE: &str = "UPDATE deliveries \
+     SET status = 'sending', claim_id = $1, attempts = attempts + 1, next_attempt_at = $2, updated_at = $3 \
+     WHERE id IN (SELECT id FROM deliveries \
+         WHERE status IN ('queued', 'sending') AND next_attempt_at <= $3 \
+         ORDER BY next_attempt_at LIMIT $4)";
+
+// SKIP LOCKED lets several instances claim side by side without waiting on
+// each other's rows.
+const CLAIM_POSTGRES: &str = "UPDATE deliveries \
+     SET status = 'sending', claim_id = $1, attempts = attempts + 1, next_attempt_at = $2, updated_at = $3 \
+     WHERE id IN (SELECT id FROM deliveries \
+         WHERE status IN ('queued', 'sending') AND next_attempt_at <= $3 \
+         ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)";
+
+impl Store {
+    /// Leases up to `limit` due deliveries for `lease`: queued ones whose time
+    /// has come, and ones whose earlier lease ran out (their worker died).
+    pub async fn claim_due_deliveries(&self, limit: u32, lease: Duration) -> StoreResult<Vec<ClaimedDelivery>> {
+        let now = now();
+        let claim_id = Uuid::new_v4();
+        let lease_end = now + lease;
+        let claimed = match self {
+            Store::Sqlite { writer, .. } => sqlx::query(CLAIM_SQLITE)
+                .bind(claim_id)
+                .bind(lease_end)
+                .bind(now)
+                .bind(i64::from(limit))
+                .execute(writer)
+                .await?
+                .rows_affected(),
+            Store::Postgres(pool) => sqlx::query(CLAIM_POSTGRES)
+                .bind(claim_id)
+                .bind(lease_end)
+                .bind(now)
+                .bind(i64::from(limit))
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        if claimed == 0 {
+            return Ok(Vec::new());
+        }
+        let (rows, subscribers): (Vec<ClaimedRow>, Vec<SubscriberRow>) = on_reader!(self, |pool| {
+            let rows = sqlx::query_as(
+                "SELECT id, kind, subscriber_id, recipient, payload, attempts FROM deliveries WHERE claim_id = $1",
+            )
+            .bind(claim_id)
+            .fetch_all(pool)
+            .await?;
+            let subscribers = sqlx::query_as(concat!(
+                "SELECT ",
+                subscriber_columns!(),
+                " FROM subscribers WHERE id IN (SELECT subscriber_id FROM deliveries WHERE claim_id = $1)"
+            ))
+            .bind(claim_id)
+            .fetch_all(pool)
+            .await?;
+            (rows, subscribers)
+        });
+        let mut subscribers: HashMap<Uuid, Subscriber> =
+            into_subscribers(subscribers)?.into_iter().map(|s| (s.id, s)).collect();
+        rows.into_iter()
+            .map(|row| {
+                Ok(ClaimedDelivery {
+                    id: row.id,
+                    claim_id,
+                    kind: DeliveryKind::parse(&row.kind),
+                    kind_name: row.kind,
+                    recipient: row.recipient,
+                    payload: serde_json::from_str(&row.payload)
+                        .map_err(|e| StoreError::Corrupt(format!("delivery {} payload: {e}", row.id)))?,
+                    attempts: u32::try_from(row.attempts).unwrap_or(0),
+                    subscriber: row.subscriber_id.and_then(|id| subscribers.remove(&id)),
+                })
+            })
+            .collect()
+    }
+
+    /// Marks a claimed delivery sent. Returns false if the claim was lost
+    /// (its lease ran out and another worker took it over).
+    pub async fn mark_delivery_sent(&self, delivery: &ClaimedDelivery, message_id: &str) -> StoreResult<bool> {
+        let now = now();
+        let result = on_writer!(self, |pool| {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'sent', message_id = $3, sent_at = $4, updated_at = $4, last_error = NULL \
+                 WHERE id = $1 AND claim_id = $2 AND status = 'sending'",
+            )
+            .bind(delivery.id)
+            .bind(delivery.claim_id)
+            .bind(message_id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(result == 1)
+    }
+
+    /// Puts a claimed delivery back in the queue to try again at `retry_at`.
+    pub async fn mark_delivery_retry(
+        &self,
+        delivery: &ClaimedDelivery,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let result = on_writer!(self, |pool| {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'queued', last_error = $3, next_attempt_at = $4, updated_at = $5 \
+                 WHERE id = $1 AND claim_id = $2 AND status = 'sending'",
+            )
+            .bind(delivery.id)
+            .bind(delivery.claim_id)
+            .bind(error)
+            .bind(retry_at)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(result == 1)
+    }
+
+    /// Ends a claimed delivery without sending it: `failed` after a permanent
+    /// error, `suppressed` when it should no longer go out. When
+    /// `bounce_subscriber` is set, the address is marked bounced too.
+    pub async fn mark_delivery_final(
+        &self,
+        delivery: &ClaimedDelivery,
+        status: FinalStatus,
+        error: &str,
+        bounce_subscriber: bool,
+    ) -> StoreResult<bool> {
+        let now = now();
+        let changed = in_transaction!(self, |tx| {
+            let changed = sqlx::query(
+                "UPDATE deliveries SET status = $3, last_error = $4, updated_at = $5 \
+                 WHERE id = $1 AND claim_id = $2 AND status = 'sending'",
+            )
+            .bind(delivery.id)
+            .bind(delivery.claim_id)
+            .bind(status.as_str())
+            .bind(error)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if changed
+                && bounce_subscriber
+                && let Some(subscriber) = &delivery.subscriber
+            {
+                sqlx::query(
+                    "UPDATE subscribers SET status = 'bounced', updated_at = $2 \
+                     WHERE id = $1 AND status IN ('pending', 'confirmed')",
+                )
+                .bind(subscriber.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            changed
+        });
+        Ok(changed)
+    }
+
+    /// How many deliveries there are of each kind in each status.
+    pub async fn delivery_counts(&self) -> StoreResult<Vec<DeliveryCount>> {
+        let rows: Vec<(String, String, i64)> = on_reader!(self, |pool| {
+            sqlx::query_as("SELECT kind, status, COUNT(*) FROM deliveries GROUP BY kind, status ORDER BY kind, status")
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows.into_iter().map(|(kind, status, count)| DeliveryCount { kind, status, count }).collect())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalStatus {
+    Failed,
+    Suppressed,
+}
+
+impl FinalStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Failed => "failed",
+            Self::Suppressed => "suppressed",
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! All SQL lives here. The rest of the application calls `Store` methods and
+//! does not know which backend it runs on.
+//!
+//! One SQL string usually serves both backends (`$N` placeholders,
+//! `ON CONFLICT`, `RETURNING`); where they differ, a method has two arms.
+
+mod deliveries;
+mod secrets;
+mod subscribers;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use deliveries::{ClaimedDelivery, DeliveryCount, DeliveryKind, FinalStatus};
+pub use subscribers::{ConfirmOutcome, ConsentRecord, PreferencesUpdate, SignupOutcome, SignupRecord};
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A connection pool for one of the two backends.
+///
+/// SQLite allows one writer at a time, so writes go through a pool of one
+/// connection (waiters queue in order, no busy-retry storms) and reads use
+/// their own pool, which WAL mode lets run beside the writer.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite { reader: SqlitePool, writer: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the pool for reads.
+macro_rules! on_reader {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite { reader: $pool, .. } => $body,
+            $crate::store::Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$pool` bound to the pool for single-statement writes.
+macro_rules! on_writer {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite { writer: $pool, .. } => $body,
+            $crate::store::Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` inside a transaction bound to `$tx` and commits it; an early
+/// return with `?` rolls it back. SQLite takes the write lock up front
+/// (`BEGIN IMMEDIATE`) so a transaction never fails half-way on a lock upgrade.
+macro_rules! in_transaction {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite { writer, .. } => {
+                let mut $tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+                let result = $body;
+                $tx.commit().await?;
+                result
+            }
+            $crate::store::Store::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let result = $body;
+                $tx.commit().await?;
+                result
+            }
+        }
+    };
+}
+
+pub(crate) use {in_transaction, on_reader, on_writer};
+
+impl Store {
+    /// Connects to `postgres://…`/`postgresql://…`, or to a SQLite file
+    /// (created if missing) for anything else.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool =
+                PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+            return Ok(Store::Postgres(pool));
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(Store::Sqlite { reader, writer })
+    }
+
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match self {
+            Store::Sqlite { writer, .. } => SQLITE_MIGRATOR.run(writer).await?,
+            Store::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Store::Sqlite { .. } => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Succeeds when the database answers a query.
+    pub async fn ping(&self) -> StoreResult<()> {
+        on_reader!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    /// Every (table, column) of the application's schema, sorted: lets a test
+    /// check that the two backends' migrations stay in step.
+    pub async fn table_columns(&self) -> StoreResult<Vec<(String, String)>> {
+        let mut columns: Vec<(String, String)> = match self {
+            Store::Sqlite { reader, .. } => {
+                sqlx::query_as(
+                    "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'",
+                )
+                .fetch_all(reader)
+                .await?
+            }
+            Store::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT table_name::text, column_name::text FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%'",
+                )
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        columns.sort();
+        Ok(columns)
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite { reader, writer } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Store::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// The current time at the precision both backends store (microseconds), so a
+/// value written and read back compares equal.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}

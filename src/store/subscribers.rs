@@ -1,0 +1,339 @@
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::deliveries::{DeliveryKind, insert_delivery};
+use super::{Store, StoreError, StoreResult, in_transaction, now, on_reader, on_writer};
+use crate::domain::{
+    AlertThreshold, DigestFrequency, Subscriber, SubscriberEmail, SubscriberName, SubscriberStatus, Watchlist,
+};
+use crate::tokens::new_nonce;
+
+/// A sign-up as the form or API received it, already parsed.
+#[derive(Debug, Clone)]
+pub struct SignupRecord {
+    pub email: SubscriberEmail,
+    pub name: SubscriberName,
+    pub watchlist: Watchlist,
+    pub consent_ip: Option<String>,
+    pub consent_user_agent: Option<String>,
+    pub consent_source: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupOutcome {
+    /// New, refreshed or re-subscribing: pending, with a confirmation queued.
+    ConfirmationQueued { subscriber_id: Uuid },
+    /// Pending and a confirmation went out recently: nothing more is sent.
+    RecentlyAsked { subscriber_id: Uuid },
+    /// Already confirmed: nothing changes.
+    AlreadyConfirmed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmOutcome {
+    /// Confirmed now, and a welcome email queued.
+    Confirmed,
+    AlreadyConfirmed,
+    /// Unsubscribed or bounced since the link was sent.
+    NoLongerSubscribed,
+    NotFound,
+}
+
+#[derive(Debug, Clone)]
+pub struct PreferencesUpdate {
+    pub name: SubscriberName,
+    pub watchlist: Watchlist,
+    pub alert_threshold: AlertThreshold,
+    pub digest_frequency: DigestFrequency,
+    pub alerts_enabled: bool,
+}
+
+/// When, from where and how a subscriber gave their consent.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConsentRecord {
+    #[sqlx(rename = "consent_at")]
+    pub at: DateTime<Utc>,
+    #[sqlx(rename = "consent_ip")]
+    pub ip: Option<String>,
+    #[sqlx(rename = "consent_user_agent")]
+    pub user_agent: Option<String>,
+    #[sqlx(rename = "consent_source")]
+    pub source: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SubscriberRow {
+    id: Uuid,
+    email: String,
+    name: String,
+    status: String,
+    tickers: String,
+    alert_threshold_pct: f64,
+    digest_frequency: String,
+    alerts_enabled: bool,
+    token_nonce: String,
+    created_at: DateTime<Utc>,
+    confirmed_at: Option<DateTime<Utc>>,
+}
+
+/// The columns `SubscriberRow` reads, for `concat!` into queries.
+macro_rules! subscriber_columns {
+    () => {
+        "id, email, name, status, tickers, alert_threshold_pct, digest_frequency, alerts_enabled, \
+         token_nonce, created_at, confirmed_at"
+    };
+}
+pub(super) use subscriber_columns;
+
+impl TryFrom<SubscriberRow> for Subscriber {
+    type Error = StoreError;
+
+    fn try_from(row: SubscriberRow) -> Result<Self, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt(format!("subscriber {}: {what}", row.id));
+        Ok(Subscriber {
+            id: row.id,
+            status: row.status.parse().map_err(corrupt)?,
+            watchlist: Watchlist::from_stored(&row.tickers),
+            alert_threshold: AlertThreshold::new(row.alert_threshold_pct).unwrap_or_default(),
+            digest_frequency: row.digest_frequency.parse().map_err(corrupt)?,
+            alerts_enabled: row.alerts_enabled,
+            email: row.email,
+            name: row.name,
+            token_nonce: row.token_nonce,
+            created_at: row.created_at,
+            confirmed_at: row.confirmed_at,
+        })
+    }
+}
+
+pub(super) fn into_subscribers(rows: Vec<SubscriberRow>) -> StoreResult<Vec<Subscriber>> {
+    rows.into_iter().map(Subscriber::try_from).collect()
+}
+
+impl Store {
+    /// Records a sign-up and, in the same transaction, queues the confirmation
+    /// email: new addresses and those that had left become pending; a pending
+    /// address is refreshed; a confirmed one is left alone. A confirmation is
+    /// queued unless one was sent within `resend_interval`.
+    pub async fn record_signup(&self, signup: &SignupRecord, resend_interval: Duration) -> StoreResult<SignupOutcome> {
+        let now = now();
+        let resend_cutoff = now - resend_interval;
+        let outcome = in_transaction!(self, |tx| {
+            let row: Option<(Uuid, bool)> = sqlx::query_as(
+                "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, consent_at, \
+                     consent_ip, consent_user_agent, consent_source, confirmation_sent_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $6, $6, $6) \
+                 ON CONFLICT (email) DO UPDATE SET \
+                     token_nonce = CASE WHEN subscribers.status = 'pending' \
+                         THEN subscribers.token_nonce ELSE excluded.token_nonce END, \
+                     confirmation_sent_at = CASE WHEN subscribers.status <> 'pending' \
+                         OR subscribers.confirmation_sent_at IS NULL \
+                         OR subscribers.confirmation_sent_at <= $10 \
+                         THEN excluded.confirmation_sent_at ELSE subscribers.confirmation_sent_at END, \
+                     status = 'pending', \
+                     name = excluded.name, \
+                     tickers = excluded.tickers, \
+                     consent_at = excluded.consent_at, \
+                     consent_ip = excluded.consent_ip, \
+                     consent_user_agent = excluded.consent_user_agent, \
+                     consent_source = excluded.consent_source, \
+                     confirmed_at = NULL, \
+                     unsubscribed_at = NULL, \
+                     updated_at = excluded.updated_at \
+                 WHERE subscribers.status <> 'confirmed' \
+                 RETURNING id, confirmation_sent_at = $6",
+            )
+            .bind(Uuid::new_v4())
+            .bind(signup.email.as_str())
+            .bind(signup.name.as_str())
+            .bind(signup.watchlist.to_stored())
+            .bind(new_nonce())
+            .bind(now)
+            .bind(signup.consent_ip.as_deref())
+            .bind(signup.consent_user_agent.as_deref())
+            .bind(&signup.consent_source)
+            .bind(resend_cutoff)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match row {
+                None => SignupOutcome::AlreadyConfirmed,
+                Some((subscriber_id, false)) => SignupOutcome::RecentlyAsked { subscriber_id },
+                Some((subscriber_id, true)) => {
+                    insert_delivery!(
+                        &mut *tx,
+                        DeliveryKind::Confirmation,
+                        Some(subscriber_id),
+                        signup.email.as_str(),
+                        serde_json::json!({ "issued_at": now.timestamp() }),
+                        now
+                    );
+                    SignupOutcome::ConfirmationQueued { subscriber_id }
+                }
+            }
+        });
+        Ok(outcome)
+    }
+
+    /// Reissues a confirmation to a pending subscriber, at most once per
+    /// `resend_interval`. Returns whether one was queued.
+    pub async fn resend_confirmation(&self, subscriber_id: Uuid, resend_interval: Duration) -> StoreResult<bool> {
+        let now = now();
+        let queued = in_transaction!(self, |tx| {
+            let email: Option<String> = sqlx::query_scalar(
+                "UPDATE subscribers SET confirmation_sent_at = $2, updated_at = $2 \
+                 WHERE id = $1 AND status = 'pending' \
+                   AND (confirmation_sent_at IS NULL OR confirmation_sent_at <= $3) \
+                 RETURNING email",
+            )
+            .bind(subscriber_id)
+            .bind(now)
+            .bind(now - resend_interval)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(email) = &email {
+                insert_delivery!(
+                    &mut *tx,
+                    DeliveryKind::Confirmation,
+                    Some(subscriber_id),
+                    email,
+                    serde_json::json!({ "issued_at": now.timestamp() }),
+                    now
+                );
+            }
+            email.is_some()
+        });
+        Ok(queued)
+    }
+
+    /// Confirms a pending subscriber and queues their welcome email.
+    pub async fn confirm_subscriber(&self, subscriber_id: Uuid) -> StoreResult<ConfirmOutcome> {
+        let now = now();
+        let outcome = in_transaction!(self, |tx| {
+            let confirmed: Option<String> = sqlx::query_scalar(
+                "UPDATE subscribers SET status = 'confirmed', confirmed_at = $2, updated_at = $2 \
+                 WHERE id = $1 AND status = 'pending' RETURNING email",
+            )
+            .bind(subscriber_id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(email) = &confirmed {
+                insert_delivery!(
+                    &mut *tx,
+                    DeliveryKind::Welcome,
+                    Some(subscriber_id),
+                    email,
+                    serde_json::json!({}),
+                    now
+                );
+                ConfirmOutcome::Confirmed
+            } else {
+                let status: Option<String> = sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1")
+                    .bind(subscriber_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match status.as_deref() {
+                    None => ConfirmOutcome::NotFound,
+                    Some("confirmed") => ConfirmOutcome::AlreadyConfirmed,
+                    Some(_) => ConfirmOutcome::NoLongerSubscribed,
+                }
+            }
+        });
+        Ok(outcome)
+    }
+
+    /// Unsubscribes at once and suppresses anything still queued for them.
+    /// Returns false when they had already left.
+    pub async fn unsubscribe(&self, subscriber_id: Uuid) -> StoreResult<bool> {
+        let now = now();
+        let changed = in_transaction!(self, |tx| {
+            let changed = sqlx::query(
+                "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = $2, updated_at = $2 \
+                 WHERE id = $1 AND status IN ('pending', 'confirmed')",
+            )
+            .bind(subscriber_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            sqlx::query(
+                "UPDATE deliveries SET status = 'suppressed', last_error = 'unsubscribed', updated_at = $2 \
+                 WHERE subscriber_id = $1 AND status = 'queued'",
+            )
+            .bind(subscriber_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            changed
+        });
+        Ok(changed)
+    }
+
+    /// Saves a subscriber's preferences. Returns false when they are no longer
+    /// subscribed (unsubscribed or bounced).
+    pub async fn update_preferences(&self, subscriber_id: Uuid, update: &PreferencesUpdate) -> StoreResult<bool> {
+        let result = on_writer!(self, |pool| {
+            sqlx::query(
+                "UPDATE subscribers SET name = $2, tickers = $3, alert_threshold_pct = $4, \
+                     digest_frequency = $5, alerts_enabled = $6, updated_at = $7 \
+                 WHERE id = $1 AND status IN ('pending', 'confirmed')",
+            )
+            .bind(subscriber_id)
+            .bind(update.name.as_str())
+            .bind(update.watchlist.to_stored())
+            .bind(update.alert_threshold.percent())
+            .bind(update.digest_frequency.as_str())
+            .bind(update.alerts_enabled)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(result == 1)
+    }
+
+    pub async fn subscriber(&self, subscriber_id: Uuid) -> StoreResult<Option<Subscriber>> {
+        let row: Option<SubscriberRow> = on_reader!(self, |pool| {
+            sqlx::query_as(concat!("SELECT ", subscriber_columns!(), " FROM subscribers WHERE id = $1"))
+                .bind(subscriber_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(Subscriber::try_from).transpose()
+    }
+
+    pub async fn subscriber_by_email(&self, email: &SubscriberEmail) -> StoreResult<Option<Subscriber>> {
+        let row: Option<SubscriberRow> = on_reader!(self, |pool| {
+            sqlx::query_as(concat!("SELECT ", subscriber_columns!(), " FROM subscribers WHERE email = $1"))
+                .bind(email.as_str())
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(Subscriber::try_from).transpose()
+    }
+
+    pub async fn consent_record(&self, email: &SubscriberEmail) -> StoreResult<Option<ConsentRecord>> {
+        let record = on_reader!(self, |pool| {
+            sqlx::query_as(
+                "SELECT consent_at, consent_ip, consent_user_agent, consent_source FROM subscribers WHERE email = $1",
+            )
+            .bind(email.as_str())
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(record)
+    }
+
+    /// Number of subscribers in each status.
+    pub async fn subscriber_counts(&self) -> StoreResult<Vec<(SubscriberStatus, i64)>> {
+        let rows: Vec<(String, i64)> = on_reader!(self, |pool| {
+            sqlx::query_as("SELECT status, COUNT(*) FROM subscribers GROUP BY status ORDER BY status")
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.into_iter().map(|(status, count)| Ok((status.parse().map_err(StoreError::Corrupt)?, count))).collect()
+    }
+}

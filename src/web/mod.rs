@@ -1,0 +1,52 @@
+//! The HTTP side: public pages, the sign-up API, health checks, admin API.
+
+mod client_ip;
+mod pages;
+mod rate_limit;
+mod routes;
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::web::{self, ServiceConfig};
+use tokio::sync::Notify;
+
+pub use rate_limit::SignupLimiter;
+
+use crate::config::Settings;
+use crate::store::Store;
+use crate::tokens::TokenKey;
+
+/// Bodies of public requests are small forms; anything larger is refused with 413.
+pub const PUBLIC_BODY_LIMIT: usize = 16 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub tokens: TokenKey,
+    pub signup_limiter: SignupLimiter,
+    /// Nudges the delivery worker when something was queued.
+    pub worker_wakeup: Arc<Notify>,
+}
+
+pub fn configure(config: &mut ServiceConfig) {
+    routes::configure(config);
+    config.default_service(web::to(pages::not_found));
+}
+
+/// Headers every response carries. Pages use no scripts, and links carry
+/// tokens, so no referrer is ever sent.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+}

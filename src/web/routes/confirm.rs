@@ -1,0 +1,98 @@
+//! Confirmation links: `GET` shows a button (mail scanners prefetch links),
+//! `POST` confirms.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use chrono::Utc;
+
+use crate::store::ConfirmOutcome;
+use crate::tokens::ConfirmationClaim;
+use crate::web::AppState;
+use crate::web::pages::{ConfirmExpiredPage, ConfirmPage, WelcomePage, html, invalid_link, notice, unavailable};
+
+enum TokenState {
+    Valid(ConfirmationClaim),
+    Expired(ConfirmationClaim),
+    Invalid,
+}
+
+fn check_token(state: &AppState, token: &str) -> TokenState {
+    match state.tokens.parse_confirmation_token(token) {
+        None => TokenState::Invalid,
+        Some(claim) if claim.issued_at + state.settings.confirmation_ttl < Utc::now() => TokenState::Expired(claim),
+        Some(claim) => TokenState::Valid(claim),
+    }
+}
+
+#[get("/confirm/{token}")]
+pub(super) async fn confirm_page(token: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let site_name = &state.settings.site_name;
+    match check_token(&state, &token) {
+        TokenState::Invalid => invalid_link(site_name),
+        TokenState::Expired(_) => html(StatusCode::GONE, &ConfirmExpiredPage { site_name, token: &token }),
+        TokenState::Valid(_) => html(StatusCode::OK, &ConfirmPage { site_name, token: &token }),
+    }
+}
+
+#[post("/confirm/{token}")]
+pub(super) async fn confirm(token: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let site_name = &state.settings.site_name;
+    let claim = match check_token(&state, &token) {
+        TokenState::Invalid => return invalid_link(site_name),
+        TokenState::Expired(_) => return html(StatusCode::GONE, &ConfirmExpiredPage { site_name, token: &token }),
+        TokenState::Valid(claim) => claim,
+    };
+    let outcome = match state.store.confirm_subscriber(claim.subscriber_id).await {
+        Ok(outcome) => outcome,
+        Err(error) => return unavailable(site_name, error),
+    };
+    match outcome {
+        ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed => {
+            if outcome == ConfirmOutcome::Confirmed {
+                state.worker_wakeup.notify_one();
+            }
+            let subscriber = match state.store.subscriber(claim.subscriber_id).await {
+                Ok(Some(subscriber)) => subscriber,
+                Ok(None) => return invalid_link(site_name),
+                Err(error) => return unavailable(site_name, error),
+            };
+            let preferences_url = format!(
+                "{}/preferences/{}",
+                state.settings.base_url,
+                state.tokens.manage_token(subscriber.id, &subscriber.token_nonce)
+            );
+            html(StatusCode::OK, &WelcomePage { site_name, preferences_url: &preferences_url })
+        }
+        ConfirmOutcome::NoLongerSubscribed => notice(
+            StatusCode::CONFLICT,
+            site_name,
+            "You are no longer subscribed",
+            "This address was unsubscribed after this link was sent. To get our emails again, sign up again.",
+        ),
+        ConfirmOutcome::NotFound => invalid_link(site_name),
+    }
+}
+
+/// Sends a fresh confirmation link, for a link that expired.
+#[post("/confirm/{token}/resend")]
+pub(super) async fn resend(token: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let site_name = &state.settings.site_name;
+    let claim = match check_token(&state, &token) {
+        TokenState::Invalid => return invalid_link(site_name),
+        TokenState::Expired(claim) | TokenState::Valid(claim) => claim,
+    };
+    match state.store.resend_confirmation(claim.subscriber_id, state.settings.confirmation_resend_interval).await {
+        Ok(queued) => {
+            if queued {
+                state.worker_wakeup.notify_one();
+            }
+            notice(
+                StatusCode::OK,
+                site_name,
+                "Check your inbox",
+                "If this address is still waiting for confirmation, a new link is on its way.",
+            )
+        }
+        Err(error) => unavailable(site_name, error),
+    }
+}

@@ -1,0 +1,43 @@
+mod admin_api;
+mod confirm;
+mod health;
+mod preferences;
+mod signup;
+mod unsubscribe;
+
+use actix_web::web::ServiceConfig;
+
+use crate::domain::Subscriber;
+use crate::store::StoreError;
+use crate::tokens::TokenKey;
+use crate::web::AppState;
+
+pub fn configure(config: &mut ServiceConfig) {
+    config
+        .service(health::health)
+        .service(health::ready)
+        .service(health::stylesheet)
+        .service(signup::signup_page)
+        .service(signup::subscribe)
+        .service(confirm::confirm_page)
+        .service(confirm::confirm)
+        .service(confirm::resend)
+        .service(unsubscribe::unsubscribe_page)
+        .service(unsubscribe::unsubscribe)
+        .service(preferences::preferences_page)
+        .service(preferences::save_preferences)
+        .service(admin_api::stats);
+}
+
+/// The subscriber a manage token (unsubscribe, preferences) belongs to, if
+/// the token checks out against their current subscription.
+async fn subscriber_for_manage_token(state: &AppState, token: &str) -> Result<Option<Subscriber>, StoreError> {
+    let Some(id) = TokenKey::manage_token_subscriber(token) else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .subscriber(id)
+        .await?
+        .filter(|subscriber| state.tokens.verify_manage_token(token, &subscriber.token_nonce)))
+}

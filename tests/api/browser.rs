@@ -1,0 +1,70 @@
+//! The sign-up form in a real browser: headless Chromium driven over
+//! WebDriver. Needs `CHROMEDRIVER` (the path of a chromedriver binary);
+//! `.ci/run` installs Debian's chromium and chromium-driver and runs it with
+//! `cargo test --test api browser -- --ignored`.
+
+use std::time::Duration;
+
+use fantoccini::{ClientBuilder, Locator};
+use serde_json::json;
+use tokio::process::Command;
+
+use crate::helpers::spawn_app;
+
+async fn start_chromedriver() -> (tokio::process::Child, u16) {
+    let driver = std::env::var("CHROMEDRIVER").expect("CHROMEDRIVER must name the chromedriver binary");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(&driver)
+        .arg(format!("--port={port}"))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {driver}: {e}"));
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return (child, port);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start listening on port {port}");
+}
+
+#[tokio::test]
+#[ignore = "needs CHROMEDRIVER; run by .ci/run"]
+async fn a_reader_fills_in_the_signup_form_in_a_browser_and_sees_the_thank_you_page() {
+    let app = spawn_app().await;
+    let (_driver, port) = start_chromedriver().await;
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=390,844"
+            ]
+        }),
+    );
+    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("connect to chromedriver");
+
+    browser.goto(&format!("{}/", app.address)).await.unwrap();
+    browser.find(Locator::Css("#email")).await.unwrap().send_keys("browser@example.com").await.unwrap();
+    browser.find(Locator::Css("#name")).await.unwrap().send_keys("Bea").await.unwrap();
+    browser.find(Locator::Css("#tickers")).await.unwrap().send_keys("NOK, AAPL").await.unwrap();
+    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let heading = browser.wait().for_element(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    assert_eq!(heading, "Check your inbox");
+    assert!(browser.current_url().await.unwrap().as_str().ends_with("/subscriptions"));
+
+    let confirmation = app.smtp.wait_for_mail_to("browser@example.com").await;
+    let token = app.token_from(&confirmation, "confirm");
+    browser.goto(&format!("{}/confirm/{token}", app.address)).await.unwrap();
+    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let heading = browser.wait().for_element(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    assert_eq!(heading, "You are subscribed");
+    browser.close().await.unwrap();
+}

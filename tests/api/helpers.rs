@@ -1,0 +1,193 @@
+//! Starts the real application on a random port with a fresh database (a
+//! SQLite file, or a new PostgreSQL database when `TEST_DATABASE_URL` is set)
+//! and a real SMTP conversation with an in-process sink.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sqlx::Connection;
+use tickermail::config::Settings;
+use tickermail::startup::Application;
+use tickermail::store::Store;
+use uuid::Uuid;
+
+use crate::smtp_sink::{ReceivedMail, SmtpSink};
+
+pub const TEST_SECRET_KEY: &str = "test-secret-key-0123456789abcdef0123456789";
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub struct TestApp {
+    pub address: String,
+    pub store: Store,
+    pub smtp: SmtpSink,
+    pub client: reqwest::Client,
+}
+
+/// A database URL for one test: a fresh PostgreSQL database on the
+/// `TEST_DATABASE_URL` server, or a new SQLite file.
+pub async fn fresh_database_url() -> String {
+    let name = format!("tickermail_test_{}", Uuid::new_v4().simple());
+    match std::env::var("TEST_DATABASE_URL").ok().filter(|url| !url.is_empty()) {
+        Some(server_url) => {
+            let mut admin = sqlx::PgConnection::connect(&server_url)
+                .await
+                .expect("TEST_DATABASE_URL must point at a reachable PostgreSQL server");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut admin)
+                .await
+                .expect("create test database");
+            let mut url = url::Url::parse(&server_url).expect("TEST_DATABASE_URL is a URL");
+            url.set_path(&name);
+            url.to_string()
+        }
+        None => {
+            let dir = std::env::temp_dir().join("tickermail-tests");
+            std::fs::create_dir_all(&dir).unwrap();
+            format!("sqlite://{}", dir.join(format!("{name}.db")).display())
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the app; `overrides` are environment variables on top of the test defaults.
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    let smtp = SmtpSink::start().await;
+    spawn_app_with_smtp_port(smtp.port, overrides, smtp).await
+}
+
+/// Starts the app sending to `smtp_port`, where `smtp` may not be listening yet.
+pub async fn spawn_app_with_smtp_port(smtp_port: u16, overrides: &[(&str, &str)], smtp: SmtpSink) -> TestApp {
+    let database_url = fresh_database_url().await;
+    let smtp_url = format!("smtp://127.0.0.1:{smtp_port}?tls=none");
+    let mut vars: HashMap<String, String> = [
+        ("DATABASE_URL", database_url.as_str()),
+        ("BIND", "127.0.0.1:0"),
+        ("SMTP_URL", smtp_url.as_str()),
+        ("MAIL_FROM", "Stock News <news@stocknews.example>"),
+        ("SECRET_KEY", TEST_SECRET_KEY),
+        ("ADMIN_TOKEN", TEST_ADMIN_TOKEN),
+        ("SIGNUP_LIMIT_PER_HOUR", "0"),
+        ("SEND_RETRY_BASE_SECONDS", "1"),
+        ("WORKER_POLL_MS", "100"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (key, value) in overrides {
+        vars.insert(key.to_string(), value.to_string());
+    }
+    let settings = Settings::from_lookup(|name| vars.get(name).cloned()).expect("test settings are valid");
+    let app = Application::build(settings).await.expect("application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let store = app.store().clone();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp { address, store, smtp, client }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.address)).send().await.expect("request sent")
+    }
+
+    pub async fn post_form(&self, path: &str, body: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_signup_page(&self) -> reqwest::Response {
+        self.get("/").await
+    }
+
+    pub async fn post_subscriptions_form(&self, body: &str) -> reqwest::Response {
+        self.post_form("/subscriptions", body).await
+    }
+
+    pub async fn post_subscriptions_json(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.client.post(format!("{}/subscriptions", self.address)).json(body).send().await.expect("request sent")
+    }
+
+    pub async fn get_confirm(&self, token: &str) -> reqwest::Response {
+        self.get(&format!("/confirm/{token}")).await
+    }
+
+    pub async fn post_confirm(&self, token: &str) -> reqwest::Response {
+        self.post_form(&format!("/confirm/{token}"), "").await
+    }
+
+    pub async fn post_resend_confirmation(&self, token: &str) -> reqwest::Response {
+        self.post_form(&format!("/confirm/{token}/resend"), "").await
+    }
+
+    pub async fn get_unsubscribe(&self, token: &str) -> reqwest::Response {
+        self.get(&format!("/unsubscribe/{token}")).await
+    }
+
+    /// The RFC 8058 one-click request a mail client sends.
+    pub async fn post_one_click_unsubscribe(&self, token: &str) -> reqwest::Response {
+        self.post_form(&format!("/unsubscribe/{token}"), "List-Unsubscribe=One-Click").await
+    }
+
+    pub async fn get_preferences(&self, token: &str) -> reqwest::Response {
+        self.get(&format!("/preferences/{token}")).await
+    }
+
+    pub async fn post_preferences(&self, token: &str, body: &str) -> reqwest::Response {
+        self.post_form(&format!("/preferences/{token}"), body).await
+    }
+
+    pub async fn get_admin_stats(&self, bearer: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}/admin/api/stats", self.address));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Signs up `email` by form and returns the confirmation email.
+    pub async fn sign_up(&self, email: &str) -> ReceivedMail {
+        let response =
+            self.post_subscriptions_form(&format!("email={}&name=Ann&tickers=NOK%2C+AAPL", urlencode(email))).await;
+        assert_eq!(response.status(), 200);
+        self.smtp.wait_for_mail_to(email).await
+    }
+
+    /// The token at the end of a link in `mail` under `/{route}/`.
+    pub fn token_from(&self, mail: &ReceivedMail, route: &str) -> String {
+        let prefix = format!("{}/{route}/", self.address);
+        let link = mail.link_starting_with(&prefix).unwrap_or_else(|| panic!("no {prefix} link in:\n{}", mail.text()));
+        link[prefix.len()..].to_string()
+    }
+
+    /// Signs up and confirms `email`; returns the welcome email.
+    pub async fn sign_up_and_confirm(&self, email: &str) -> ReceivedMail {
+        let confirmation = self.sign_up(email).await;
+        let token = self.token_from(&confirmation, "confirm");
+        assert_eq!(self.post_confirm(&token).await.status(), 200);
+        self.smtp.wait_for_mails_to(email, 2, Duration::from_secs(10)).await.pop().unwrap()
+    }
+
+    /// Waits until the outbox has nothing queued or in flight.
+    pub async fn wait_until_outbox_idle(&self) {
+        for _ in 0..200 {
+            let counts = self.store.delivery_counts().await.unwrap();
+            if counts.iter().all(|c| c.status != "queued" && c.status != "sending") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("outbox did not drain: {:?}", self.store.delivery_counts().await.unwrap());
+    }
+}
+
+pub fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}

@@ -1,0 +1,10 @@
+//! Black-box tests: each starts the real application and talks to it over HTTP and SMTP.
+
+mod browser;
+mod delivery;
+mod health;
+mod helpers;
+mod lifecycle;
+mod signup;
+mod smtp_sink;
+mod store;
