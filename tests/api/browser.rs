@@ -9,6 +9,9 @@ use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 use tokio::process::Command;
 
+use tickermail::domain::SubscriberEmail;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::helpers::spawn_app;
 
 async fn start_chromedriver() -> (tokio::process::Child, u16) {
@@ -28,11 +31,7 @@ async fn start_chromedriver() -> (tokio::process::Child, u16) {
     panic!("chromedriver did not start listening on port {port}");
 }
 
-#[tokio::test]
-#[ignore = "needs CHROMEDRIVER; run by .ci/run"]
-async fn a_reader_fills_in_the_signup_form_in_a_browser_and_sees_the_thank_you_page() {
-    let app = spawn_app().await;
-    let (_driver, port) = start_chromedriver().await;
+async fn open_browser(chromedriver_port: u16) -> fantoccini::Client {
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
@@ -45,11 +44,37 @@ async fn a_reader_fills_in_the_signup_form_in_a_browser_and_sees_the_thank_you_p
             ]
         }),
     );
-    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{port}"))
+        .connect(&format!("http://127.0.0.1:{chromedriver_port}"))
         .await
-        .expect("connect to chromedriver");
+        .expect("connect to chromedriver")
+}
+
+/// Serves one page, as another site would, on its own port (another origin).
+async fn serve_other_site(page: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = vec![0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+    });
+    address
+}
+
+#[tokio::test]
+#[ignore = "needs CHROMEDRIVER; run by .ci/run"]
+async fn a_reader_fills_in_the_signup_form_in_a_browser_and_sees_the_thank_you_page() {
+    let app = spawn_app().await;
+    let (_driver, port) = start_chromedriver().await;
+    let browser = open_browser(port).await;
 
     browser.goto(&format!("{}/", app.address)).await.unwrap();
     browser.find(Locator::Css("#email")).await.unwrap().send_keys("browser@example.com").await.unwrap();
@@ -66,5 +91,35 @@ async fn a_reader_fills_in_the_signup_form_in_a_browser_and_sees_the_thank_you_p
     browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
     let heading = browser.wait().for_element(Locator::Css("h1")).await.unwrap().text().await.unwrap();
     assert_eq!(heading, "You are subscribed");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs CHROMEDRIVER; run by .ci/run"]
+async fn the_form_embedded_on_another_site_posts_across_origins_and_lands_on_the_thank_you_page() {
+    let app = spawn_app().await;
+    let embed = format!(
+        r#"<!DOCTYPE html><html><body><h1>Our blog</h1>
+        <form method="post" action="{}/subscriptions">
+          <input id="email" name="email" type="email">
+          <input name="website" type="text" tabindex="-1" style="position:absolute;left:-10000px">
+          <button type="submit">Sign up</button>
+        </form></body></html>"#,
+        app.address
+    );
+    let other_site = serve_other_site(embed).await;
+    let (_driver, port) = start_chromedriver().await;
+    let browser = open_browser(port).await;
+
+    browser.goto(&format!("{other_site}/")).await.unwrap();
+    browser.find(Locator::Css("#email")).await.unwrap().send_keys("embedded@example.com").await.unwrap();
+    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser.wait().for_url(&url::Url::parse(&format!("{}/subscriptions", app.address)).unwrap()).await.unwrap();
+    let heading = browser.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    assert_eq!(heading, "Check your inbox");
+    app.smtp.wait_for_mail_to("embedded@example.com").await;
+    let consent =
+        app.store.consent_record(&SubscriberEmail::parse("embedded@example.com").unwrap()).await.unwrap().unwrap();
+    assert_eq!(consent.source, format!("embedded form at {other_site}"));
     browser.close().await.unwrap();
 }

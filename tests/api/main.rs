@@ -1,6 +1,7 @@
 //! Black-box tests: each starts the real application and talks to it over HTTP and SMTP.
 
 mod browser;
+mod cli;
 mod delivery;
 mod health;
 mod helpers;

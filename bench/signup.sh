@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sign-up throughput: starts a release build of tickermail on a fresh SQLite
+# database with the per-IP limit lifted, loads POST /subscriptions with wrk
+# (unique emails per request, bench/signup.lua) and prints wrk's figures.
+#
+#   bench/signup.sh [connections=16] [seconds=20] [runs=3]
+#
+# Set DATABASE_URL to bench PostgreSQL instead. Confirmation emails go to
+# .eml files in a temporary folder unless SMTP_URL is set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+connections=${1:-16}
+seconds=${2:-20}
+runs=${3:-3}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+
+cargo build --release --quiet
+work=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+export DATABASE_URL=${DATABASE_URL:-sqlite://$work/bench.db}
+export MAIL_OUTBOX_DIR=$work/outbox BIND=127.0.0.1:$port SIGNUP_LIMIT_PER_HOUR=0 RUST_LOG=${RUST_LOG:-warn}
+./target/release/tickermail > "$work/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
+
+echo "tickermail sign-up: $connections connections, ${seconds}s x $runs runs, database ${DATABASE_URL%%:*}"
+for run in $(seq 1 "$runs"); do
+    wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/signup.lua \
+        "http://127.0.0.1:$port/subscriptions" | grep '^RESULT' | sed "s/^RESULT/run $run:/"
+done
+sleep 2
+echo "outbox: $(find "$work/outbox" -name '*.eml' | wc -l) confirmation emails written"
