@@ -17,7 +17,7 @@ use crate::config::{Environment, Settings};
 use crate::jobs::scheduler;
 use crate::jobs::worker::{DeliveryWorker, WorkerSettings};
 use crate::mailer::{EmailLinks, Mailer};
-use crate::store::Store;
+use crate::store::{SignupWriter, Store};
 use crate::tokens::TokenKey;
 use crate::web::{AppState, PUBLIC_BODY_LIMIT, SignupLimiter, configure, security_headers};
 
@@ -102,11 +102,13 @@ impl Application {
         let signup_limiter = SignupLimiter::new(settings.signup_limit_per_hour);
         tokio::spawn(forget_idle_clients(signup_limiter.clone(), stop_background.clone()));
 
+        let resend_interval = settings.confirmation_resend_interval;
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings: Arc::new(settings),
             tokens,
             signup_limiter,
+            signups: SignupWriter::start(store.clone(), resend_interval),
             worker_wakeup: wakeup,
         });
         let server = HttpServer::new(move || {

@@ -9,10 +9,11 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::domain::SubscriberStatus;
-use crate::mailer::{ComposedEmail, EmailLinks, Mailer, SendError, confirmation_email, welcome_email};
+use crate::mailer::{EmailLinks, Mailer, SendError, confirmation_email, welcome_email};
 use crate::store::{ClaimedDelivery, DeliveryKind, FinalStatus, Store, StoreError};
 use crate::tokens::TokenKey;
 
@@ -65,7 +66,7 @@ enum Outcome {
 
 /// What rendering decided: a message to send, or a reason not to.
 enum Rendered {
-    Email(ComposedEmail),
+    Email(lettre::Message),
     Suppress(String),
     Fail(String),
 }
@@ -113,11 +114,31 @@ impl DeliveryWorker {
         if claimed == 0 {
             return Ok(0);
         }
-        let outcomes: Vec<Outcome> = futures_util::stream::iter(batch)
+        let claim_id = batch[0].claim_id;
+        // Sent messages are marked in chunks of whatever has finished, so a
+        // busy worker writes once per chunk, and a crash re-sends at most the
+        // messages whose chunk was not yet marked.
+        let mut finished = futures_util::stream::iter(batch)
             .map(|delivery| self.process(delivery))
             .buffer_unordered(self.settings.concurrency)
-            .collect()
-            .await;
+            .ready_chunks(64);
+        let mut outcomes = Vec::with_capacity(claimed);
+        while let Some(chunk) = finished.next().await {
+            let sent: Vec<Uuid> = chunk.iter().filter(|(o, _)| *o == Outcome::Sent).map(|(_, id)| *id).collect();
+            if !sent.is_empty() {
+                match self.store.mark_deliveries_sent(claim_id, &sent, self.links.message_domain()).await {
+                    Ok(marked) if marked < sent.len() as u64 => tracing::warn!(
+                        lost = sent.len() as u64 - marked,
+                        "deliveries were taken over by another worker before they could be marked sent"
+                    ),
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(%error, "could not mark deliveries sent; they will be retried after their lease")
+                    }
+                }
+            }
+            outcomes.extend(chunk.into_iter().map(|(outcome, _)| outcome));
+        }
         let count = |wanted: Outcome| outcomes.iter().filter(|o| **o == wanted).count();
         tracing::info!(
             claimed,
@@ -131,7 +152,9 @@ impl DeliveryWorker {
     }
 
     #[tracing::instrument(name = "delivery", skip_all, fields(id = %delivery.id, kind = %delivery.kind_name, attempt = delivery.attempts))]
-    async fn process(&self, delivery: ClaimedDelivery) -> Outcome {
+    /// Renders and sends one delivery and records any outcome but `Sent`,
+    /// which the caller records in bulk.
+    async fn process(&self, delivery: ClaimedDelivery) -> (Outcome, Uuid) {
         let (outcome, marked) = match self.render(&delivery) {
             Rendered::Suppress(reason) => {
                 tracing::info!(%reason, "delivery suppressed");
@@ -144,15 +167,15 @@ impl DeliveryWorker {
                 tracing::error!(%reason, "delivery cannot be rendered");
                 (Outcome::Failed, self.store.mark_delivery_final(&delivery, FinalStatus::Failed, &reason, false).await)
             }
-            Rendered::Email(email) => {
+            Rendered::Email(message) => {
                 let file_stem = format!(
                     "{}-{}-{}",
                     Utc::now().format("%Y%m%dT%H%M%S%.6f"),
                     delivery.kind_name,
                     delivery.id.simple()
                 );
-                match self.mailer.send(email.message, &file_stem).await {
-                    Ok(()) => (Outcome::Sent, self.store.mark_delivery_sent(&delivery, &email.message_id).await),
+                match self.mailer.send(message, &file_stem).await {
+                    Ok(()) => return (Outcome::Sent, delivery.id),
                     Err(error) => self.handle_send_error(&delivery, error).await,
                 }
             }
@@ -164,7 +187,7 @@ impl DeliveryWorker {
                 tracing::error!(%error, "could not record the delivery's outcome; it will be retried after its lease")
             }
         }
-        outcome
+        (outcome, delivery.id)
     }
 
     async fn handle_send_error(
@@ -213,7 +236,14 @@ impl DeliveryWorker {
                     return Rendered::Suppress("the confirmation link expired before it could be sent".into());
                 }
                 let token = self.tokens.confirmation_token(subscriber.id, issued_at);
-                confirmation_email(&self.links, &subscriber.email, &subscriber.name, &token, expires_at)
+                confirmation_email(
+                    &self.links,
+                    &subscriber.email,
+                    self.links.message_id(delivery.id),
+                    &subscriber.name,
+                    &token,
+                    expires_at,
+                )
             }
             DeliveryKind::Welcome => {
                 if subscriber.status != SubscriberStatus::Confirmed {
@@ -223,6 +253,7 @@ impl DeliveryWorker {
                 welcome_email(
                     &self.links,
                     &subscriber.email,
+                    self.links.message_id(delivery.id),
                     &subscriber.name,
                     &token,
                     &subscriber.watchlist.to_string(),

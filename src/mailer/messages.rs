@@ -15,6 +15,20 @@ pub struct EmailLinks {
     pub from: Mailbox,
 }
 
+impl EmailLinks {
+    /// The domain of our Message-IDs: the sender's.
+    pub fn message_domain(&self) -> &str {
+        self.from.email.domain()
+    }
+
+    /// The Message-ID of the email for `unique` (a delivery): the same on every
+    /// attempt, so a receiver can recognise a repeat after a crash.
+    /// `Store::mark_deliveries_sent` records it in the same form.
+    pub fn message_id(&self, unique: uuid::Uuid) -> String {
+        format!("<{}@{}>", unique.simple(), self.message_domain())
+    }
+}
+
 #[derive(Template)]
 #[template(path = "email/confirmation.html")]
 struct ConfirmationHtml<'a> {
@@ -53,33 +67,36 @@ struct WelcomeText<'a> {
     watchlist: &'a str,
 }
 
-/// A composed message and the Message-ID it carries.
-pub struct ComposedEmail {
-    pub message: Message,
-    pub message_id: String,
-}
-
 pub fn confirmation_email(
     links: &EmailLinks,
     to: &str,
+    message_id: String,
     name: &str,
     token: &str,
     expires_at: DateTime<Utc>,
-) -> Result<ComposedEmail, String> {
+) -> Result<Message, String> {
     let confirm_url = format!("{}/confirm/{token}", links.base_url);
     let expires = expires_at.format("%A %-d %B %Y, %H:%M UTC").to_string();
     let html = ConfirmationHtml { site_name: &links.site_name, name, confirm_url: &confirm_url, expires: &expires };
     let text = ConfirmationText { site_name: &links.site_name, name, confirm_url: &confirm_url, expires: &expires };
-    compose(links, to, &format!("Confirm your subscription to {}", links.site_name), render(&text)?, render(&html)?)
+    compose(
+        links,
+        to,
+        message_id,
+        &format!("Confirm your subscription to {}", links.site_name),
+        render(&text)?,
+        render(&html)?,
+    )
 }
 
 pub fn welcome_email(
     links: &EmailLinks,
     to: &str,
+    message_id: String,
     name: &str,
     manage_token: &str,
     watchlist: &str,
-) -> Result<ComposedEmail, String> {
+) -> Result<Message, String> {
     let preferences_url = format!("{}/preferences/{manage_token}", links.base_url);
     let unsubscribe_url = format!("{}/unsubscribe/{manage_token}", links.base_url);
     let html = WelcomeHtml {
@@ -96,27 +113,31 @@ pub fn welcome_email(
         unsubscribe_url: &unsubscribe_url,
         watchlist,
     };
-    compose(links, to, &format!("Welcome to {}", links.site_name), render(&text)?, render(&html)?)
+    compose(links, to, message_id, &format!("Welcome to {}", links.site_name), render(&text)?, render(&html)?)
 }
 
 fn render(template: &impl Template) -> Result<String, String> {
     template.render().map_err(|e| format!("template error: {e}"))
 }
 
-fn compose(links: &EmailLinks, to: &str, subject: &str, text: String, html: String) -> Result<ComposedEmail, String> {
+fn compose(
+    links: &EmailLinks,
+    to: &str,
+    message_id: String,
+    subject: &str,
+    text: String,
+    html: String,
+) -> Result<Message, String> {
     let to: Mailbox = to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?;
-    let domain = links.from.email.domain().to_string();
-    let message_id = format!("<{}@{domain}>", uuid::Uuid::new_v4().simple());
-    let message = Message::builder()
+    Message::builder()
         .from(links.from.clone())
         .to(to)
         .subject(subject)
-        .message_id(Some(message_id.clone()))
+        .message_id(Some(message_id))
         .multipart(
             MultiPart::alternative()
                 .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
                 .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
         )
-        .map_err(|e| format!("cannot build message: {e}"))?;
-    Ok(ComposedEmail { message, message_id })
+        .map_err(|e| format!("cannot build message: {e}"))
 }

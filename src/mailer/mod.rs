@@ -11,7 +11,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-pub use messages::{ComposedEmail, EmailLinks, confirmation_email, welcome_email};
+pub use messages::{EmailLinks, confirmation_email, welcome_email};
 
 use crate::config::{MailTransportSettings, SmtpSecurity, SmtpSettings};
 

@@ -165,24 +165,43 @@ impl Store {
             .collect()
     }
 
-    /// Marks a claimed delivery sent. Returns false if the claim was lost
-    /// (its lease ran out and another worker took it over).
-    pub async fn mark_delivery_sent(&self, delivery: &ClaimedDelivery, message_id: &str) -> StoreResult<bool> {
+    /// Marks deliveries of one claim sent, with the Message-ID the worker gave
+    /// them (`<delivery id@domain>`). Rows whose claim was lost (their lease
+    /// ran out and another worker took them over) are left alone. Returns how
+    /// many were marked.
+    pub async fn mark_deliveries_sent(&self, claim_id: Uuid, ids: &[Uuid], message_domain: &str) -> StoreResult<u64> {
         let now = now();
-        let result = on_writer!(self, |pool| {
-            sqlx::query(
-                "UPDATE deliveries SET status = 'sent', message_id = $3, sent_at = $4, updated_at = $4, last_error = NULL \
-                 WHERE id = $1 AND claim_id = $2 AND status = 'sending'",
+        let marked = match self {
+            Store::Sqlite { writer, .. } => {
+                let ids: Vec<String> = ids.iter().map(|id| id.simple().to_string()).collect();
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'sent', sent_at = $2, updated_at = $2, last_error = NULL, \
+                         message_id = '<' || lower(hex(id)) || '@' || $3 || '>' \
+                     WHERE claim_id = $1 AND status = 'sending' \
+                       AND id IN (SELECT unhex(value) FROM json_each($4))",
+                )
+                .bind(claim_id)
+                .bind(now)
+                .bind(message_domain)
+                .bind(serde_json::to_string(&ids).unwrap_or_default())
+                .execute(writer)
+                .await?
+                .rows_affected()
+            }
+            Store::Postgres(pool) => sqlx::query(
+                "UPDATE deliveries SET status = 'sent', sent_at = $2, updated_at = $2, last_error = NULL, \
+                     message_id = '<' || replace(id::text, '-', '') || '@' || $3 || '>' \
+                 WHERE claim_id = $1 AND status = 'sending' AND id = ANY($4)",
             )
-            .bind(delivery.id)
-            .bind(delivery.claim_id)
-            .bind(message_id)
+            .bind(claim_id)
             .bind(now)
+            .bind(message_domain)
+            .bind(ids)
             .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
-        })?;
-        Ok(result == 1)
+            .await?
+            .rows_affected(),
+        };
+        Ok(marked)
     }
 
     /// Puts a claimed delivery back in the queue to try again at `retry_at`.

@@ -5,7 +5,10 @@
 //! `ON CONFLICT`, `RETURNING`); where they differ, a method has two arms.
 
 mod deliveries;
+mod quotes;
 mod secrets;
+mod signup_writer;
+mod stories;
 mod subscribers;
 
 use std::str::FromStr;
@@ -17,6 +20,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use deliveries::{ClaimedDelivery, DeliveryCount, DeliveryKind, FinalStatus};
+pub use quotes::StoredQuote;
+pub use signup_writer::SignupWriter;
+pub use stories::{FeedState, NewStory, Story, StoryUpsert};
 pub use subscribers::{ConfirmOutcome, ConsentRecord, PreferencesUpdate, SignupOutcome, SignupRecord};
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -30,6 +36,8 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -113,16 +113,23 @@ pub(super) fn into_subscribers(rows: Vec<SubscriberRow>) -> StoreResult<Vec<Subs
 }
 
 impl Store {
-    /// Records a sign-up and, in the same transaction, queues the confirmation
-    /// email: new addresses and those that had left become pending; a pending
-    /// address is refreshed; a confirmed one is left alone. A confirmation is
-    /// queued unless one was sent within `resend_interval`.
-    pub async fn record_signup(&self, signup: &SignupRecord, resend_interval: Duration) -> StoreResult<SignupOutcome> {
+    /// Records sign-ups and, in the same transaction, queues their
+    /// confirmation emails: new addresses and those that had left become
+    /// pending; a pending address is refreshed; a confirmed one is left alone.
+    /// A confirmation is queued unless one was sent within `resend_interval`.
+    /// One transaction serves the whole slice (see `SignupWriter`).
+    pub async fn record_signups(
+        &self,
+        signups: &[&SignupRecord],
+        resend_interval: Duration,
+    ) -> StoreResult<Vec<SignupOutcome>> {
         let now = now();
         let resend_cutoff = now - resend_interval;
-        let outcome = in_transaction!(self, |tx| {
-            let row: Option<(Uuid, bool)> = sqlx::query_as(
-                "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, consent_at, \
+        let outcomes = in_transaction!(self, |tx| {
+            let mut outcomes = Vec::with_capacity(signups.len());
+            for signup in signups {
+                let row: Option<(Uuid, bool)> = sqlx::query_as(
+                    "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, consent_at, \
                      consent_ip, consent_user_agent, consent_source, confirmation_sent_at, created_at, updated_at) \
                  VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $6, $6, $6) \
                  ON CONFLICT (email) DO UPDATE SET \
@@ -144,36 +151,38 @@ impl Store {
                      updated_at = excluded.updated_at \
                  WHERE subscribers.status <> 'confirmed' \
                  RETURNING id, confirmation_sent_at = $6",
-            )
-            .bind(Uuid::new_v4())
-            .bind(signup.email.as_str())
-            .bind(signup.name.as_str())
-            .bind(signup.watchlist.to_stored())
-            .bind(new_nonce())
-            .bind(now)
-            .bind(signup.consent_ip.as_deref())
-            .bind(signup.consent_user_agent.as_deref())
-            .bind(&signup.consent_source)
-            .bind(resend_cutoff)
-            .fetch_optional(&mut *tx)
-            .await?;
-            match row {
-                None => SignupOutcome::AlreadyConfirmed,
-                Some((subscriber_id, false)) => SignupOutcome::RecentlyAsked { subscriber_id },
-                Some((subscriber_id, true)) => {
-                    insert_delivery!(
-                        &mut *tx,
-                        DeliveryKind::Confirmation,
-                        Some(subscriber_id),
-                        signup.email.as_str(),
-                        serde_json::json!({ "issued_at": now.timestamp() }),
-                        now
-                    );
-                    SignupOutcome::ConfirmationQueued { subscriber_id }
-                }
+                )
+                .bind(Uuid::new_v4())
+                .bind(signup.email.as_str())
+                .bind(signup.name.as_str())
+                .bind(signup.watchlist.to_stored())
+                .bind(new_nonce())
+                .bind(now)
+                .bind(signup.consent_ip.as_deref())
+                .bind(signup.consent_user_agent.as_deref())
+                .bind(&signup.consent_source)
+                .bind(resend_cutoff)
+                .fetch_optional(&mut *tx)
+                .await?;
+                outcomes.push(match row {
+                    None => SignupOutcome::AlreadyConfirmed,
+                    Some((subscriber_id, false)) => SignupOutcome::RecentlyAsked { subscriber_id },
+                    Some((subscriber_id, true)) => {
+                        insert_delivery!(
+                            &mut *tx,
+                            DeliveryKind::Confirmation,
+                            Some(subscriber_id),
+                            signup.email.as_str(),
+                            serde_json::json!({ "issued_at": now.timestamp() }),
+                            now
+                        );
+                        SignupOutcome::ConfirmationQueued { subscriber_id }
+                    }
+                });
             }
+            outcomes
         });
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     /// Reissues a confirmation to a pending subscriber, at most once per

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 pub use rate_limit::SignupLimiter;
 
 use crate::config::Settings;
-use crate::store::Store;
+use crate::store::{SignupWriter, Store};
 use crate::tokens::TokenKey;
 
 /// Bodies of public requests are small forms; anything larger is refused with 413.
@@ -28,6 +28,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub tokens: TokenKey,
     pub signup_limiter: SignupLimiter,
+    pub signups: SignupWriter,
     /// Nudges the delivery worker when something was queued.
     pub worker_wakeup: Arc<Notify>,
 }

@@ -36,8 +36,12 @@ async fn production_without_a_secret_key_refuses_to_start_and_says_how_to_make_o
 
 #[tokio::test]
 async fn an_unreachable_database_is_reported_without_a_panic() {
-    let output =
-        tickermail().env("DATABASE_URL", "sqlite:///no/such/folder/tickermail.db").arg("migrate").output().await.unwrap();
+    let output = tickermail()
+        .env("DATABASE_URL", "sqlite:///no/such/folder/tickermail.db")
+        .arg("migrate")
+        .output()
+        .await
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.starts_with("error: DATABASE_URL: "), "{stderr}");

@@ -18,6 +18,8 @@ async fn a_reader_signs_up_confirms_edits_preferences_and_unsubscribes_with_one_
     assert!(confirmation.text().contains("Hello Ann"));
     assert!(confirmation.html().contains("Confirm my subscription"));
     assert!(confirmation.header("List-Unsubscribe-Post").is_none(), "transactional mail has no one-click header");
+    let message_id = confirmation.header("Message-ID").unwrap();
+    assert!(message_id.starts_with('<') && message_id.ends_with("@stocknews.example>"), "{message_id}");
     let confirm_token = app.token_from(&confirmation, "confirm");
 
     // Opening the link (or a mail scanner prefetching it) changes nothing.

@@ -25,8 +25,8 @@ async fn queue_confirmations(store: &Store, count: usize) {
             consent_user_agent: None,
             consent_source: "test".into(),
         };
-        let outcome = store.record_signup(&signup, Duration::from_secs(300)).await.unwrap();
-        assert!(matches!(outcome, SignupOutcome::ConfirmationQueued { .. }));
+        let outcomes = store.record_signups(&[&signup], Duration::from_secs(300)).await.unwrap();
+        assert!(matches!(outcomes[..], [SignupOutcome::ConfirmationQueued { .. }]));
     }
 }
 
@@ -47,8 +47,8 @@ async fn a_claimed_delivery_is_not_claimed_again_until_its_lease_runs_out() {
     assert_eq!(second[0].attempts, 2);
 
     // The dead worker's late mark is refused: only the current claim counts.
-    assert!(!store.mark_delivery_sent(&first[0], "<late@example.com>").await.unwrap());
-    assert!(store.mark_delivery_sent(&second[0], "<ok@example.com>").await.unwrap());
+    assert_eq!(store.mark_deliveries_sent(first[0].claim_id, &[first[0].id], "example.com").await.unwrap(), 0);
+    assert_eq!(store.mark_deliveries_sent(second[0].claim_id, &[second[0].id], "example.com").await.unwrap(), 1);
 }
 
 #[tokio::test]

@@ -153,7 +153,7 @@ async fn handle_signup(
             .map(|ua| ua.chars().filter(|c| !c.is_control()).take(512).collect()),
         consent_source: consent_source(request, format, &state.settings.base_url),
     };
-    let outcome = state.store.record_signup(&signup, state.settings.confirmation_resend_interval).await?;
+    let outcome = state.signups.record(signup).await?;
     if let SignupOutcome::ConfirmationQueued { .. } = outcome {
         state.worker_wakeup.notify_one();
     }
