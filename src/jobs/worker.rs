@@ -9,7 +9,6 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::domain::SubscriberStatus;
@@ -55,13 +54,12 @@ pub struct DeliveryWorker {
     wakeup: Arc<Notify>,
 }
 
-/// What became of one claimed delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+/// What became of one claimed delivery, to be recorded.
+#[derive(Debug)]
+enum Disposition {
     Sent,
-    Retry,
-    Failed,
-    Suppressed,
+    Retry { error: String, retry_at: chrono::DateTime<Utc> },
+    Final { status: FinalStatus, error: String, bounce: bool },
 }
 
 /// What rendering decided: a message to send, or a reason not to.
@@ -115,57 +113,61 @@ impl DeliveryWorker {
             return Ok(0);
         }
         let claim_id = batch[0].claim_id;
-        // Sent messages are marked in chunks of whatever has finished, so a
-        // busy worker writes once per chunk, and a crash re-sends at most the
-        // messages whose chunk was not yet marked.
+        // Outcomes are recorded in chunks of whatever has finished: a busy
+        // worker writes sent rows once per chunk, and a crash re-sends at most
+        // the messages whose chunk was not yet recorded. Sending never touches
+        // the database, so no send holds SQLite's one writer while this loop
+        // waits for it.
         let mut finished = futures_util::stream::iter(batch)
             .map(|delivery| self.process(delivery))
             .buffer_unordered(self.settings.concurrency)
             .ready_chunks(64);
-        let mut outcomes = Vec::with_capacity(claimed);
+        let mut tally = Tally::default();
         while let Some(chunk) = finished.next().await {
-            let sent: Vec<Uuid> = chunk.iter().filter(|(o, _)| *o == Outcome::Sent).map(|(_, id)| *id).collect();
-            if !sent.is_empty() {
-                match self.store.mark_deliveries_sent(claim_id, &sent, self.links.message_domain()).await {
-                    Ok(marked) if marked < sent.len() as u64 => tracing::warn!(
-                        lost = sent.len() as u64 - marked,
-                        "deliveries were taken over by another worker before they could be marked sent"
-                    ),
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::error!(%error, "could not mark deliveries sent; they will be retried after their lease")
+            let mut sent = Vec::new();
+            for (delivery, disposition) in chunk {
+                tally.count(&disposition);
+                let recorded = match disposition {
+                    Disposition::Sent => {
+                        sent.push(delivery.id);
+                        continue;
                     }
-                }
+                    Disposition::Retry { error, retry_at } => {
+                        self.store.mark_delivery_retry(&delivery, &error, retry_at).await
+                    }
+                    Disposition::Final { status, error, bounce } => {
+                        self.store.mark_delivery_final(&delivery, status, &error, bounce).await
+                    }
+                };
+                report_recorded(recorded.map(u64::from), 1);
             }
-            outcomes.extend(chunk.into_iter().map(|(outcome, _)| outcome));
+            if !sent.is_empty() {
+                let marked = self.store.mark_deliveries_sent(claim_id, &sent, self.links.message_domain()).await;
+                report_recorded(marked, sent.len());
+            }
         }
-        let count = |wanted: Outcome| outcomes.iter().filter(|o| **o == wanted).count();
         tracing::info!(
             claimed,
-            sent = count(Outcome::Sent),
-            retry = count(Outcome::Retry),
-            failed = count(Outcome::Failed),
-            suppressed = count(Outcome::Suppressed),
+            sent = tally.sent,
+            retry = tally.retry,
+            failed = tally.failed,
+            suppressed = tally.suppressed,
             "delivery batch done"
         );
         Ok(claimed)
     }
 
+    /// Renders and sends one delivery and says what became of it.
     #[tracing::instrument(name = "delivery", skip_all, fields(id = %delivery.id, kind = %delivery.kind_name, attempt = delivery.attempts))]
-    /// Renders and sends one delivery and records any outcome but `Sent`,
-    /// which the caller records in bulk.
-    async fn process(&self, delivery: ClaimedDelivery) -> (Outcome, Uuid) {
-        let (outcome, marked) = match self.render(&delivery) {
+    async fn process(&self, delivery: ClaimedDelivery) -> (ClaimedDelivery, Disposition) {
+        let disposition = match self.render(&delivery) {
             Rendered::Suppress(reason) => {
                 tracing::info!(%reason, "delivery suppressed");
-                (
-                    Outcome::Suppressed,
-                    self.store.mark_delivery_final(&delivery, FinalStatus::Suppressed, &reason, false).await,
-                )
+                Disposition::Final { status: FinalStatus::Suppressed, error: reason, bounce: false }
             }
             Rendered::Fail(reason) => {
                 tracing::error!(%reason, "delivery cannot be rendered");
-                (Outcome::Failed, self.store.mark_delivery_final(&delivery, FinalStatus::Failed, &reason, false).await)
+                Disposition::Final { status: FinalStatus::Failed, error: reason, bounce: false }
             }
             Rendered::Email(message) => {
                 let file_stem = format!(
@@ -175,41 +177,29 @@ impl DeliveryWorker {
                     delivery.id.simple()
                 );
                 match self.mailer.send(message, &file_stem).await {
-                    Ok(()) => return (Outcome::Sent, delivery.id),
-                    Err(error) => self.handle_send_error(&delivery, error).await,
+                    Ok(()) => Disposition::Sent,
+                    Err(error) => self.after_send_error(&delivery, error),
                 }
             }
         };
-        match marked {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!("delivery was taken over by another worker before it could be marked"),
-            Err(error) => {
-                tracing::error!(%error, "could not record the delivery's outcome; it will be retried after its lease")
-            }
-        }
-        (outcome, delivery.id)
+        (delivery, disposition)
     }
 
-    async fn handle_send_error(
-        &self,
-        delivery: &ClaimedDelivery,
-        error: SendError,
-    ) -> (Outcome, Result<bool, StoreError>) {
+    fn after_send_error(&self, delivery: &ClaimedDelivery, error: SendError) -> Disposition {
         match error {
             SendError::Permanent { reply, bounce } => {
                 tracing::warn!(%reply, bounce, "delivery rejected permanently");
-                (Outcome::Failed, self.store.mark_delivery_final(delivery, FinalStatus::Failed, &reply, bounce).await)
+                Disposition::Final { status: FinalStatus::Failed, error: reply, bounce }
             }
             SendError::Transient(reply) if delivery.attempts >= self.settings.max_attempts => {
                 let reason = format!("gave up after {} attempts: {reply}", delivery.attempts);
                 tracing::warn!(%reason, "delivery failed");
-                (Outcome::Failed, self.store.mark_delivery_final(delivery, FinalStatus::Failed, &reason, false).await)
+                Disposition::Final { status: FinalStatus::Failed, error: reason, bounce: false }
             }
             SendError::Transient(reply) => {
                 let delay = retry_delay(self.settings.retry_base, delivery.attempts);
                 tracing::warn!(%reply, retry_in_secs = delay.as_secs_f64(), "delivery will be retried");
-                let retry_at = crate::store::now() + delay;
-                (Outcome::Retry, self.store.mark_delivery_retry(delivery, &reply, retry_at).await)
+                Disposition::Retry { error: reply, retry_at: crate::store::now() + delay }
             }
         }
     }
@@ -263,6 +253,41 @@ impl DeliveryWorker {
         match composed {
             Ok(email) => Rendered::Email(email),
             Err(reason) => Rendered::Fail(reason),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    sent: usize,
+    retry: usize,
+    failed: usize,
+    suppressed: usize,
+}
+
+impl Tally {
+    fn count(&mut self, disposition: &Disposition) {
+        match disposition {
+            Disposition::Sent => self.sent += 1,
+            Disposition::Retry { .. } => self.retry += 1,
+            Disposition::Final { status: FinalStatus::Failed, .. } => self.failed += 1,
+            Disposition::Final { status: FinalStatus::Suppressed, .. } => self.suppressed += 1,
+        }
+    }
+}
+
+/// Logs a recording that did not take: the rows' lease ran out and another
+/// worker took them over, or the database failed (they are retried after
+/// their lease).
+fn report_recorded(recorded: Result<u64, StoreError>, expected: usize) {
+    match recorded {
+        Ok(count) if count < expected as u64 => tracing::warn!(
+            lost = expected as u64 - count,
+            "deliveries were taken over by another worker before their outcome was recorded"
+        ),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(%error, "could not record deliveries' outcome; they will be retried after their lease")
         }
     }
 }

@@ -2,18 +2,17 @@
 //! when no SMTP server is configured.
 
 mod messages;
+mod smtp;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
 
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use secrecy::ExposeSecret;
+use lettre::Message;
 
 pub use messages::{EmailLinks, confirmation_email, welcome_email};
 
-use crate::config::{MailTransportSettings, SmtpSecurity, SmtpSettings};
+use crate::config::MailTransportSettings;
+use smtp::SmtpPool;
 
 /// Why a message was not sent, and so what to do with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,14 +27,14 @@ pub enum SendError {
 
 #[derive(Clone)]
 pub enum Mailer {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Arc<SmtpPool>),
     Outbox(PathBuf),
 }
 
 impl Mailer {
     pub fn new(settings: &MailTransportSettings, connections: usize) -> Result<Self, String> {
         match settings {
-            MailTransportSettings::Smtp(smtp) => Ok(Mailer::Smtp(smtp_transport(smtp, connections)?)),
+            MailTransportSettings::Smtp(smtp) => Ok(Mailer::Smtp(Arc::new(SmtpPool::new(smtp, connections)))),
             MailTransportSettings::Outbox(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("MAIL_OUTBOX_DIR: cannot create {}: {e}", dir.display()))?;
@@ -46,7 +45,7 @@ impl Mailer {
 
     pub fn describe(&self) -> String {
         match self {
-            Mailer::Smtp(_) => "SMTP".into(),
+            Mailer::Smtp(pool) => pool.describe(),
             Mailer::Outbox(dir) => format!(".eml files in {}", dir.display()),
         }
     }
@@ -54,7 +53,7 @@ impl Mailer {
     /// Sends one message. `file_stem` names the `.eml` file in outbox mode.
     pub async fn send(&self, message: Message, file_stem: &str) -> Result<(), SendError> {
         match self {
-            Mailer::Smtp(transport) => transport.send(message).await.map(drop).map_err(|e| classify(&e)),
+            Mailer::Smtp(pool) => pool.send(&message).await,
             Mailer::Outbox(dir) => {
                 // Write then rename, so a reader of the folder never sees half a message.
                 let partial = dir.join(format!(".{file_stem}.eml.partial"));
@@ -67,24 +66,6 @@ impl Mailer {
             }
         }
     }
-}
-
-fn smtp_transport(smtp: &SmtpSettings, connections: usize) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-    let builder = match smtp.security {
-        SmtpSecurity::ImplicitTls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host),
-        SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host),
-        SmtpSecurity::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)),
-    }
-    .map_err(|e| format!("SMTP_URL: {e}"))?;
-    let mut builder = builder
-        .port(smtp.port)
-        .timeout(Some(Duration::from_secs(30)))
-        .pool_config(PoolConfig::new().max_size(u32::try_from(connections).unwrap_or(u32::MAX)));
-    if let Some(username) = &smtp.username {
-        let password = smtp.password.as_ref().map(|p| p.expose_secret().to_string()).unwrap_or_default();
-        builder = builder.credentials(Credentials::new(username.clone(), password));
-    }
-    Ok(builder.build())
 }
 
 /// Sorts an SMTP failure into retry or give up. Only replies that say the

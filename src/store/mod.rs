@@ -112,16 +112,21 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // A checkpoint copies the WAL into the database file and syncs it; run
+        // inside a commit, it would stall every sign-up queued behind it. The
+        // writer leaves checkpoints to a background task on its own connection.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        let checkpointer = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        tokio::spawn(checkpoint_wal(checkpointer));
         Ok(Store::Sqlite { reader, writer })
     }
 
@@ -178,6 +183,22 @@ impl Store {
                 writer.close().await;
             }
             Store::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Moves the SQLite WAL into the database file every second, without
+/// blocking the writer (a passive checkpoint). Ends when the pool closes.
+async fn checkpoint_wal(pool: SqlitePool) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if matches!(error, sqlx::Error::PoolClosed) {
+                return;
+            }
+            tracing::warn!(%error, "WAL checkpoint failed");
         }
     }
 }

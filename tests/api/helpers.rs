@@ -48,6 +48,16 @@ pub async fn fresh_database_url() -> String {
     }
 }
 
+/// `TEST_LOG=1 cargo test` shows the application's logs.
+fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tickermail::telemetry::init(tickermail::config::LogFormat::Pretty);
+        }
+    });
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
@@ -60,6 +70,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 
 /// Starts the app sending to `smtp_port`, where `smtp` may not be listening yet.
 pub async fn spawn_app_with_smtp_port(smtp_port: u16, overrides: &[(&str, &str)], smtp: SmtpSink) -> TestApp {
+    init_logging();
     let database_url = fresh_database_url().await;
     let smtp_url = format!("smtp://127.0.0.1:{smtp_port}?tls=none");
     let mut vars: HashMap<String, String> = [
