@@ -38,6 +38,11 @@ for run in $(seq 1 "$runs"); do
     wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/signup.lua \
         "http://127.0.0.1:$port/subscriptions" | grep '^RESULT' | sed "s/^RESULT/run $run:/"
 done
-sleep 2
-curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:$port/admin/api/stats" | tr -d '\n' | sed 's/^/outbox after 2 s: /'
-echo
+stats() { curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:$port/admin/api/stats"; }
+echo "outbox when the load stopped: $(stats)"
+start=$(date +%s.%N)
+for _ in $(seq 1 600); do
+    stats | grep -qE '"status":"(queued|sending)"' || break
+    sleep 0.2
+done
+echo "outbox drained $(echo "$(date +%s.%N) - $start" | bc) s later: $(stats)"
