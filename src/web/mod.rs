@@ -1,5 +1,6 @@
 //! The HTTP side: public pages, the sign-up API, health checks, admin API.
 
+pub mod admin_auth;
 mod client_ip;
 mod pages;
 mod rate_limit;
@@ -20,6 +21,8 @@ use crate::tokens::TokenKey;
 
 /// Bodies of public requests are small forms; anything larger is refused with 413.
 pub const PUBLIC_BODY_LIMIT: usize = 16 * 1024;
+/// Admins push stories with their HTML, which can be longer.
+pub const ADMIN_BODY_LIMIT: usize = 1024 * 1024;
 
 /// What every handler can reach.
 #[derive(Clone)]

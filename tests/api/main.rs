@@ -6,6 +6,7 @@ mod delivery;
 mod health;
 mod helpers;
 mod lifecycle;
+mod public_api;
 mod signup;
 mod smtp_sink;
 mod store;

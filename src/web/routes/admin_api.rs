@@ -1,57 +1,130 @@
 //! The admin JSON API, behind `Authorization: Bearer $ADMIN_TOKEN`.
 
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, get, web};
-use secrecy::ExposeSecret;
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
+use crate::domain::Ticker;
+use crate::store::{StoreError, StoredQuote};
 use crate::web::AppState;
+use crate::web::admin_auth::AdminApi;
 
-/// Compares the bearer token with `ADMIN_TOKEN` in constant time (hashes of
-/// equal length, compared without early exit). No token configured: no access.
-fn is_admin(request: &HttpRequest, state: &AppState) -> bool {
-    let Some(expected) = &state.settings.admin_token else {
-        return false;
-    };
-    let Some(given) = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    let (a, b) = (Sha256::digest(given.trim().as_bytes()), Sha256::digest(expected.expose_secret().as_bytes()));
-    a.iter().zip(b.iter()).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+fn unavailable(error: StoreError) -> HttpResponse {
+    tracing::error!(%error, "admin API request failed");
+    HttpResponse::ServiceUnavailable().json(json!({ "error": "The database is unavailable; try again shortly." }))
 }
 
-fn unauthorized() -> HttpResponse {
-    HttpResponse::Unauthorized()
-        .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-        .json(json!({ "error": "Send Authorization: Bearer <ADMIN_TOKEN>." }))
+/// A field of a pushed item that cannot be accepted; answered with 422.
+struct InvalidField {
+    /// Position in a pushed array.
+    index: Option<usize>,
+    field: &'static str,
+    message: String,
+}
+
+fn invalid(index: Option<usize>, field: &'static str, message: String) -> InvalidField {
+    InvalidField { index, field, message }
+}
+
+impl InvalidField {
+    fn response(self) -> HttpResponse {
+        HttpResponse::UnprocessableEntity()
+            .json(json!({ "error": self.message, "field": self.field, "index": self.index }))
+    }
 }
 
 /// Subscribers by status and the outbox by kind and status.
 #[get("/admin/api/stats")]
-pub(super) async fn stats(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    if !is_admin(&request, &state) {
-        return unauthorized();
-    }
-    let counts = async {
-        Ok::<_, crate::store::StoreError>((
-            state.store.subscriber_counts().await?,
-            state.store.delivery_counts().await?,
-        ))
-    };
+pub(super) async fn stats(_: AdminApi, state: web::Data<AppState>) -> HttpResponse {
+    let counts =
+        async { Ok::<_, StoreError>((state.store.subscriber_counts().await?, state.store.delivery_counts().await?)) };
     match counts.await {
         Ok((subscribers, deliveries)) => HttpResponse::Ok().json(json!({
             "subscribers": subscribers.into_iter().map(|(status, count)| (status.as_str(), count)).collect::<std::collections::BTreeMap<_, _>>(),
             "deliveries": deliveries,
         })),
-        Err(error) => {
-            tracing::error!(%error, "stats query failed");
-            HttpResponse::ServiceUnavailable().json(json!({ "error": "database unavailable" }))
+        Err(error) => unavailable(error),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct QuoteInput {
+    symbol: String,
+    price: f64,
+    previous_close: f64,
+    as_of: DateTime<Utc>,
+    currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            Self::One(item) => vec![item],
+            Self::Many(items) => items,
         }
     }
+}
+
+/// Quotes the far future cannot have; a clock a little ahead is tolerated.
+const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+fn parse_quote(input: QuoteInput, index: Option<usize>) -> Result<StoredQuote, InvalidField> {
+    let symbol = Ticker::parse(&input.symbol).map_err(|m| invalid(index, "symbol", m))?;
+    for (field, value) in [("price", input.price), ("previous_close", input.previous_close)] {
+        if !(value.is_finite() && value > 0.0) {
+            return Err(invalid(index, field, format!("{field} must be a positive number")));
+        }
+    }
+    if input.as_of > Utc::now() + MAX_CLOCK_SKEW {
+        return Err(invalid(index, "as_of", "as_of is in the future".into()));
+    }
+    let currency = match input.currency {
+        Some(code) if code.len() == 3 && code.chars().all(|c| c.is_ascii_alphabetic()) => {
+            Some(code.to_ascii_uppercase())
+        }
+        Some(_) => return Err(invalid(index, "currency", "currency must be a 3-letter code like USD".into())),
+        None => None,
+    };
+    Ok(StoredQuote {
+        symbol: symbol.as_str().to_string(),
+        price: input.price,
+        previous_close: input.previous_close,
+        currency,
+        as_of: input.as_of,
+        source: "api".into(),
+    })
+}
+
+/// Quotes pushed by the site's own data pipeline: one object or an array.
+/// All are checked before any is saved.
+#[post("/admin/api/quotes")]
+pub(super) async fn push_quotes(
+    _: AdminApi,
+    body: web::Json<OneOrMany<QuoteInput>>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let inputs = body.into_inner().into_vec();
+    let many = inputs.len() > 1;
+    let mut quotes = Vec::with_capacity(inputs.len());
+    for (index, input) in inputs.into_iter().enumerate() {
+        match parse_quote(input, many.then_some(index)) {
+            Ok(quote) => quotes.push(quote),
+            Err(invalid) => return invalid.response(),
+        }
+    }
+    for quote in &quotes {
+        if let Err(error) = state.store.save_quote(quote).await {
+            return unavailable(error);
+        }
+    }
+    HttpResponse::Ok().json(json!({ "saved": quotes.len(), "quotes": quotes }))
 }

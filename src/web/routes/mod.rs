@@ -2,6 +2,7 @@ mod admin_api;
 mod confirm;
 mod health;
 mod preferences;
+mod public_api;
 mod signup;
 mod unsubscribe;
 
@@ -26,7 +27,10 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(unsubscribe::unsubscribe)
         .service(preferences::preferences_page)
         .service(preferences::save_preferences)
-        .service(admin_api::stats);
+        .service(public_api::quotes)
+        .service(public_api::stories)
+        .service(admin_api::stats)
+        .service(admin_api::push_quotes);
 }
 
 /// The subscriber a manage token (unsubscribe, preferences) belongs to, if

@@ -1,0 +1,111 @@
+//! JSON for the site's widgets (a stock ticker, "Recent stories"): cacheable,
+//! and readable from any origin.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, HttpResponseBuilder, get, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::domain::Ticker;
+use crate::store::StoredQuote;
+use crate::web::AppState;
+
+const MAX_SYMBOLS: usize = 50;
+const MAX_STORIES: u32 = 50;
+
+fn widget_response(mut builder: HttpResponseBuilder) -> HttpResponseBuilder {
+    builder
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=60"));
+    builder
+}
+
+fn bad_request(message: String) -> HttpResponse {
+    widget_response(HttpResponse::BadRequest()).json(json!({ "error": message }))
+}
+
+fn unavailable(error: crate::store::StoreError) -> HttpResponse {
+    tracing::error!(%error, "public API request failed");
+    HttpResponse::ServiceUnavailable()
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .json(json!({ "error": "Temporarily unavailable." }))
+}
+
+#[derive(Deserialize)]
+pub(super) struct QuotesQuery {
+    symbols: Option<String>,
+}
+
+#[derive(Serialize)]
+struct QuoteView<'a> {
+    #[serde(flatten)]
+    quote: &'a StoredQuote,
+    change: f64,
+    change_percent: f64,
+}
+
+/// `?symbols=NOK,AAPL`: the latest quote of each, with the day's change.
+/// Symbols without a quote are listed under `unknown`, malformed ones under
+/// `invalid`.
+#[get("/api/quotes")]
+pub(super) async fn quotes(query: web::Query<QuotesQuery>, state: web::Data<AppState>) -> HttpResponse {
+    let Some(list) = query.symbols.as_deref().filter(|s| !s.trim().is_empty()) else {
+        return bad_request("Name the symbols: /api/quotes?symbols=NOK,AAPL".into());
+    };
+    let requested: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    if requested.len() > MAX_SYMBOLS {
+        return bad_request(format!("At most {MAX_SYMBOLS} symbols per request."));
+    }
+    let (mut symbols, mut invalid) = (Vec::new(), Vec::new());
+    for raw in requested {
+        match Ticker::parse(raw) {
+            Ok(ticker) if !symbols.contains(&ticker.as_str().to_string()) => symbols.push(ticker.as_str().to_string()),
+            Ok(_) => {}
+            Err(_) => invalid.push(raw.chars().take(20).collect::<String>()),
+        }
+    }
+    let found = match state.store.latest_quotes(&symbols).await {
+        Ok(found) => found,
+        Err(error) => return unavailable(error),
+    };
+    let unknown: Vec<&String> = symbols.iter().filter(|s| !found.iter().any(|q| &q.symbol == *s)).collect();
+    let views: Vec<QuoteView> = found
+        .iter()
+        .map(|quote| QuoteView {
+            quote,
+            change: quote.price - quote.previous_close,
+            change_percent: (quote.price / quote.previous_close - 1.0) * 100.0,
+        })
+        .collect();
+    widget_response(HttpResponse::Ok()).json(json!({ "quotes": views, "unknown": unknown, "invalid": invalid }))
+}
+
+#[derive(Deserialize)]
+pub(super) struct StoriesQuery {
+    limit: Option<String>,
+}
+
+/// `?limit=N` (default 10, at most 50): the newest stories with their tickers.
+#[get("/api/stories")]
+pub(super) async fn stories(query: web::Query<StoriesQuery>, state: web::Data<AppState>) -> HttpResponse {
+    let limit = match query.limit.as_deref().map(str::parse::<u32>) {
+        None => 10,
+        Some(Ok(limit)) if (1..=MAX_STORIES).contains(&limit) => limit,
+        Some(_) => return bad_request(format!("limit must be a number from 1 to {MAX_STORIES}.")),
+    };
+    match state.store.recent_stories(limit).await {
+        Ok(stories) => {
+            let stories: Vec<_> = stories
+                .iter()
+                .map(|s| {
+                    json!({
+                        "title": s.title, "url": s.url, "author": s.author, "published_at": s.published_at,
+                        "summary": s.summary, "tickers": s.tickers,
+                    })
+                })
+                .collect();
+            widget_response(HttpResponse::Ok()).json(json!({ "stories": stories }))
+        }
+        Err(error) => unavailable(error),
+    }
+}
