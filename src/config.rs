@@ -10,6 +10,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::sources::quotes::{ProviderKind, ProviderSettings};
+
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {message}")]
 pub struct ConfigError {
@@ -99,6 +101,15 @@ pub struct Settings {
     pub send_retry_base: Duration,
     pub send_lease: Duration,
     pub worker_poll_interval: Duration,
+    /// RSS/Atom feeds to poll for stories.
+    pub feed_urls: Vec<Url>,
+    pub feed_poll_interval: Duration,
+    pub feed_max_bytes: usize,
+    /// Timeout of each request to a feed or a quote provider.
+    pub fetch_timeout: Duration,
+    /// Quote providers in the order they are tried.
+    pub quote_providers: Vec<ProviderSettings>,
+    pub quote_poll_interval: Duration,
 }
 
 const SECRET_KEY_MIN_LEN: usize = 32;
@@ -179,6 +190,17 @@ impl Settings {
         if send_batch_size == 0 {
             return Err(vars.error("SEND_BATCH_SIZE", "must be at least 1".into()));
         }
+        let feed_urls = match vars.text("FEED_URLS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(parse_http_url)
+                .collect::<Result<_, _>>()
+                .map_err(|m| vars.error("FEED_URLS", m))?,
+        };
+        let quote_providers = quote_providers(&vars)?;
         Ok(Settings {
             environment,
             database_url: vars.text("DATABASE_URL").unwrap_or_else(|| "sqlite://tickermail.db".into()),
@@ -201,6 +223,12 @@ impl Settings {
             send_retry_base: Duration::from_secs(vars.parsed("SEND_RETRY_BASE_SECONDS", 30)?),
             send_lease: Duration::from_secs(vars.parsed("SEND_LEASE_SECONDS", 300)?),
             worker_poll_interval: Duration::from_millis(vars.parsed("WORKER_POLL_MS", 1000)?),
+            feed_urls,
+            feed_poll_interval: vars.seconds_at_least_one("FEED_POLL_SECONDS", 600)?,
+            feed_max_bytes: vars.parsed("FEED_MAX_BYTES", 5 * 1024 * 1024)?,
+            fetch_timeout: vars.seconds_at_least_one("FETCH_TIMEOUT_SECONDS", 20)?,
+            quote_providers,
+            quote_poll_interval: vars.seconds_at_least_one("QUOTE_POLL_SECONDS", 900)?,
         })
     }
 }
@@ -227,6 +255,13 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
         }
     }
 
+    fn seconds_at_least_one(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        match self.parsed(name, default)? {
+            0 => Err(self.error(name, "must be at least 1".into())),
+            seconds => Ok(Duration::from_secs(seconds)),
+        }
+    }
+
     fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
         match self.text(name).as_deref() {
             None => Ok(default),
@@ -243,6 +278,44 @@ fn parse_base_url(raw: &str) -> Result<String, String> {
         return Err(format!("'{raw}' must be an http:// or https:// URL with a host"));
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+fn parse_http_url(raw: &str) -> Result<Url, String> {
+    match Url::parse(raw) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(url),
+        _ => Err(format!("'{raw}' is not an http:// or https:// URL")),
+    }
+}
+
+/// `QUOTE_PROVIDERS` (default `yahoo`; `none` for none) with each one's key
+/// and base URL.
+fn quote_providers<F: Fn(&str) -> Option<String>>(vars: &Vars<'_, F>) -> Result<Vec<ProviderSettings>, ConfigError> {
+    let list = vars.text("QUOTE_PROVIDERS").unwrap_or_else(|| "yahoo".into());
+    if list.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut providers: Vec<ProviderSettings> = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let kind: ProviderKind = name.parse().map_err(|m| vars.error("QUOTE_PROVIDERS", m))?;
+        if providers.iter().any(|p| p.kind == kind) {
+            continue;
+        }
+        let api_key = match kind.api_key_variable() {
+            None => None,
+            Some((variable, required)) => match vars.text(variable) {
+                Some(key) => Some(SecretString::from(key)),
+                None if required => {
+                    return Err(vars.error(variable, format!("is required when QUOTE_PROVIDERS names {name}")));
+                }
+                None => None,
+            },
+        };
+        let base_variable = kind.base_url_variable();
+        let base_url = vars.text(base_variable).unwrap_or_else(|| kind.default_base_url().into());
+        let base_url = parse_http_url(&base_url).map_err(|m| vars.error(base_variable, m))?;
+        providers.push(ProviderSettings { kind, base_url, api_key });
+    }
+    Ok(providers)
 }
 
 fn parse_smtp_url(raw: &str) -> Result<SmtpSettings, String> {
@@ -313,11 +386,25 @@ mod tests {
             ("SIGNUP_LIMIT_PER_HOUR", "-1"),
             ("TRUST_PROXY_HEADERS", "maybe"),
             ("APP_ENV", "staging"),
+            ("FEED_URLS", "https://ok.example/feed/, ftp://files.example/feed"),
+            ("QUOTE_PROVIDERS", "yahoo,bloomberg"),
+            ("FEED_POLL_SECONDS", "0"),
+            ("YAHOO_BASE_URL", "localhost:8080"),
         ] {
             let error = settings(&[(var, value)]).unwrap_err();
             assert_eq!(error.variable, var);
             assert!(error.to_string().starts_with(var));
         }
+    }
+
+    #[test]
+    fn a_quote_provider_that_needs_a_key_cannot_be_named_without_it() {
+        let error = settings(&[("QUOTE_PROVIDERS", "finnhub, yahoo")]).unwrap_err();
+        assert_eq!(error.variable, "FINNHUB_API_KEY");
+        let s = settings(&[("QUOTE_PROVIDERS", "Finnhub, yahoo"), ("FINNHUB_API_KEY", "k")]).unwrap();
+        let kinds: Vec<_> = s.quote_providers.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, [ProviderKind::Finnhub, ProviderKind::Yahoo]);
+        assert!(settings(&[("QUOTE_PROVIDERS", "none")]).unwrap().quote_providers.is_empty());
     }
 
     #[test]

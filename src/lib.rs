@@ -4,6 +4,7 @@ pub mod config;
 pub mod domain;
 pub mod jobs;
 pub mod mailer;
+pub mod sources;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -2,6 +2,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tickermail::config::Settings;
+use tickermail::jobs::ingest::Ingest;
+use tickermail::sources::feeds::FeedOutcome;
 use tickermail::startup::{Application, connect_and_migrate};
 use tickermail::telemetry;
 
@@ -22,6 +24,17 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Poll the feeds (FEED_URLS) and the quote providers (QUOTE_PROVIDERS)
+    /// once, print what was stored, and exit: 0 when everything succeeded,
+    /// 1 when a feed or a symbol failed. Market hours are not checked.
+    Ingest {
+        /// Only the feeds.
+        #[arg(long, conflicts_with = "quotes")]
+        feeds: bool,
+        /// Only the quotes.
+        #[arg(long)]
+        quotes: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,6 +65,18 @@ fn main() -> ExitCode {
                 println!("migrations applied to the {} database", store.backend_name());
                 Ok(())
             }
+            Command::Ingest { feeds, quotes } => {
+                let store = connect_and_migrate(&settings).await.map_err(|e| e.to_string())?;
+                let ingest = Ingest::new(store, &settings);
+                let mut all_succeeded = true;
+                if !quotes {
+                    all_succeeded &= print_feed_poll(&ingest).await;
+                }
+                if !feeds {
+                    all_succeeded &= print_quote_poll(&ingest).await?;
+                }
+                if all_succeeded { Ok(()) } else { Err("some sources failed (see above)".into()) }
+            }
         }
     });
     match result {
@@ -61,4 +86,44 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints one line per feed; true when none failed.
+async fn print_feed_poll(ingest: &Ingest) -> bool {
+    if ingest.feed_count() == 0 {
+        println!("feeds: none configured (set FEED_URLS)");
+        return true;
+    }
+    let mut all_succeeded = true;
+    for report in ingest.poll_feeds().await {
+        let outcome = match report.outcome {
+            FeedOutcome::NotModified => "not modified since the last poll".to_string(),
+            FeedOutcome::Polled { inserted, updated, unchanged, skipped } => {
+                format!("{inserted} new, {updated} updated, {unchanged} unchanged, {skipped} skipped")
+            }
+            FeedOutcome::Failed(error) => {
+                all_succeeded = false;
+                format!("failed: {error}")
+            }
+        };
+        println!("feed {}: {outcome}", report.url);
+    }
+    all_succeeded
+}
+
+/// Prints how many symbols were quoted and why others were not; true when none failed.
+async fn print_quote_poll(ingest: &Ingest) -> Result<bool, String> {
+    if ingest.quote_providers().is_empty() {
+        println!("quotes: no provider configured (QUOTE_PROVIDERS=none)");
+        return Ok(true);
+    }
+    let report = ingest.poll_quotes().await.map_err(|e| e.to_string())?;
+    println!("quotes: {} stored, {} failed", report.stored.len(), report.failed.len());
+    for (symbol, source) in &report.stored {
+        println!("  {symbol}: from {source}");
+    }
+    for (symbol, reason) in &report.failed {
+        println!("  {symbol}: {reason}");
+    }
+    Ok(report.failed.is_empty())
 }

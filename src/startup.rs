@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::{Environment, Settings};
-use crate::jobs::scheduler;
+use crate::jobs::ingest::Ingest;
+use crate::jobs::scheduler::{self, PollIntervals};
 use crate::jobs::worker::{DeliveryWorker, WorkerSettings};
 use crate::mailer::{EmailLinks, Mailer};
 use crate::store::{SignupWriter, Store};
@@ -97,7 +98,9 @@ impl Application {
             wakeup.clone(),
         );
         let worker = tokio::spawn(worker.run(stop_background.clone()));
-        let scheduler = scheduler::start(store.clone()).await?;
+        let ingest = Arc::new(Ingest::new(store.clone(), &settings));
+        let every = PollIntervals { feeds: settings.feed_poll_interval, quotes: settings.quote_poll_interval };
+        let scheduler = scheduler::start(store.clone(), ingest, every).await?;
 
         let signup_limiter = SignupLimiter::new(settings.signup_limit_per_hour);
         tokio::spawn(forget_idle_clients(signup_limiter.clone(), stop_background.clone()));

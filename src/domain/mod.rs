@@ -1,11 +1,13 @@
 //! Values that can only exist once parsed: a value of one of these types is valid.
 
+mod listing;
 mod preferences;
 mod subscriber;
 mod subscriber_email;
 mod subscriber_name;
 mod ticker;
 
+pub use listing::{Exchange, Listing, exchange_from_prefix};
 pub use preferences::{AlertThreshold, DigestFrequency};
 pub use subscriber::{Subscriber, SubscriberStatus};
 pub use subscriber_email::SubscriberEmail;

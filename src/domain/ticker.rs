@@ -1,23 +1,17 @@
 use std::fmt;
 
-/// A stock symbol as readers type it: `NOK`, `BRK.B`, `RY.TO`, `1810.HK`.
-///
-/// Upper-cased; 1 to 12 characters of `A-Z`, `0-9`, `.` and `-`, starting
-/// with a letter or digit.
+use super::Listing;
+
+/// A stock symbol as readers type it (`NOK`, `$aapl`, `BRK-B`, `RY.TO`,
+/// `0700.HK`), kept as its listing's canonical key (`NOK`, `AAPL`, `BRK.B`,
+/// `RY.TO`, `700.HK`): the form stories and quotes are stored under.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ticker(String);
 
-const MAX_LEN: usize = 12;
-
 impl Ticker {
     pub fn parse(input: &str) -> Result<Self, String> {
-        let symbol = input.trim().trim_start_matches('$').to_ascii_uppercase();
-        let valid = !symbol.is_empty()
-            && symbol.len() <= MAX_LEN
-            && symbol.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && symbol.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '.' || c == '-');
-        if valid {
-            Ok(Self(symbol))
+        if let Some(listing) = Listing::parse_key(input.trim().trim_start_matches('$')) {
+            Ok(Self(listing.key()))
         } else {
             Err(format!(
                 "'{}' is not a ticker symbol: use letters, digits, '.' or '-', like NOK or BRK.B.",
@@ -98,6 +92,8 @@ mod tests {
         assert_eq!(Ticker::parse("$aapl").unwrap().as_str(), "AAPL");
         assert_eq!(Ticker::parse("brk.b").unwrap().as_str(), "BRK.B");
         assert_eq!(Ticker::parse("1810.HK").unwrap().as_str(), "1810.HK");
+        assert_eq!(Ticker::parse("brk-b").unwrap().as_str(), "BRK.B", "one spelling per listing");
+        assert_eq!(Ticker::parse("0700.hk").unwrap().as_str(), "700.HK");
     }
 
     #[test]

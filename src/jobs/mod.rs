@@ -1,5 +1,6 @@
-//! Background work: the delivery worker that drains the outbox, and the
-//! scheduler that fires periodic jobs.
+//! Background work: the delivery worker that drains the outbox, bringing
+//! stories and quotes in, and the scheduler that fires periodic jobs.
 
+pub mod ingest;
 pub mod scheduler;
 pub mod worker;

@@ -7,7 +7,7 @@ use tokio::process::Command;
 
 use crate::helpers::fresh_database_url;
 
-fn tickermail() -> Command {
+pub fn tickermail() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tickermail"));
     // Only what each test sets: nothing from the developer's environment or a .env file.
     command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).current_dir(std::env::temp_dir());
@@ -77,7 +77,7 @@ async fn sigterm_stops_the_server_gracefully_with_exit_code_0() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let mut up = false;
     for _ in 0..100 {
         if client.get(format!("http://127.0.0.1:{port}/health")).send().await.is_ok() {

@@ -7,6 +7,8 @@ mod health;
 mod helpers;
 mod lifecycle;
 mod public_api;
+mod replay;
 mod signup;
 mod smtp_sink;
+mod sources;
 mod store;

@@ -6,7 +6,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::Ticker;
-use crate::store::{StoreError, StoredQuote};
+use crate::sources::{RawStory, clean_story};
+use crate::store::{StoreError, StoredQuote, StoryUpsert};
 use crate::web::AppState;
 use crate::web::admin_auth::AdminApi;
 
@@ -127,4 +128,57 @@ pub(super) async fn push_quotes(
         }
     }
     HttpResponse::Ok().json(json!({ "saved": quotes.len(), "quotes": quotes }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StoryInput {
+    title: String,
+    url: String,
+    published_at: DateTime<Utc>,
+    author: Option<String>,
+    /// Plain text or HTML; either way only its text is kept.
+    summary: Option<String>,
+    /// The story's body, for finding its tickers and, without a summary, its summary.
+    html: Option<String>,
+    #[serde(default)]
+    tickers: Vec<String>,
+    /// The CMS's own id; without one the url identifies the story.
+    guid: Option<String>,
+}
+
+/// A story pushed by the site's CMS. Pushing the same guid again updates it
+/// in place: 201 when it was new, 200 otherwise, with the story as stored.
+#[post("/admin/api/stories")]
+pub(super) async fn push_story(_: AdminApi, body: web::Json<StoryInput>, state: web::Data<AppState>) -> HttpResponse {
+    let input = body.into_inner();
+    let raw = RawStory {
+        guid: input.guid,
+        source: "api".into(),
+        title: input.title,
+        url: input.url,
+        author: input.author,
+        summary_html: input.summary,
+        body_html: input.html,
+        categories: Vec::new(),
+        tickers: input.tickers,
+        published_at: Some(input.published_at),
+    };
+    let story = match clean_story(raw, crate::store::now()) {
+        Ok(story) => story,
+        Err(error) => return invalid(None, error.field, error.message).response(),
+    };
+    match state.store.upsert_story(&story).await {
+        Ok((outcome, stored)) => {
+            let mut response =
+                if outcome == StoryUpsert::Inserted { HttpResponse::Created() } else { HttpResponse::Ok() };
+            let outcome = match outcome {
+                StoryUpsert::Inserted => "inserted",
+                StoryUpsert::Updated => "updated",
+                StoryUpsert::Unchanged => "unchanged",
+            };
+            response.json(json!({ "outcome": outcome, "story": stored }))
+        }
+        Err(error) => unavailable(error),
+    }
 }

@@ -1,0 +1,233 @@
+//! The feed poller: RSS 2.0 and Atom (a WordPress `/feed/` above all),
+//! fetched with a conditional GET, a timeout, a size cap and few redirects,
+//! parsed by feed-rs, and upserted by guid (or link) so a second poll of the
+//! same feed stores nothing new. A feed that fails in any way is logged and
+//! recorded with its error; the others carry on.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::StatusCode;
+use reqwest::header::{ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+
+use super::http::{self, BodyError};
+use super::stories::{RawStory, clean_story};
+use crate::store::{FeedState, Store, StoreError, StoryUpsert};
+
+pub struct FeedPoller {
+    client: reqwest::Client,
+    max_bytes: usize,
+}
+
+/// What one poll of one feed did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedOutcome {
+    /// 304: nothing changed since the last poll.
+    NotModified,
+    Polled {
+        inserted: usize,
+        updated: usize,
+        unchanged: usize,
+        skipped: usize,
+    },
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct FeedReport {
+    pub url: String,
+    pub outcome: FeedOutcome,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("could not fetch: {0}")]
+    Fetch(String),
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("{0}")]
+    Body(#[from] BodyError),
+    #[error("not a feed: {0}")]
+    Parse(String),
+    #[error("the feed parser crashed on this feed")]
+    ParserPanicked,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl FeedPoller {
+    pub fn new(timeout: Duration, max_bytes: usize) -> Self {
+        Self { client: http::client(timeout), max_bytes }
+    }
+
+    /// Polls each feed in turn; one feed's failure does not stop the others.
+    pub async fn poll_all(&self, store: &Store, urls: &[url::Url]) -> Vec<FeedReport> {
+        let mut reports = Vec::with_capacity(urls.len());
+        for url in urls {
+            let url = url.as_str();
+            let outcome = match self.poll(store, url).await {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    tracing::warn!(feed = %url, %error, "feed poll failed");
+                    FeedOutcome::Failed(error.to_string())
+                }
+            };
+            reports.push(FeedReport { url: url.to_string(), outcome });
+        }
+        reports
+    }
+
+    #[tracing::instrument(name = "feed.poll", skip(self, store))]
+    async fn poll(&self, store: &Store, url: &str) -> Result<FeedOutcome, FeedError> {
+        let previous = store.feed_state(url).await?.unwrap_or_default();
+        let fetched = self.fetch(url, &previous).await;
+        let (body, validators) = match fetched {
+            Ok(Some(fetched)) => fetched,
+            Ok(None) => {
+                store.save_feed_state(url, &previous, None).await?;
+                return Ok(FeedOutcome::NotModified);
+            }
+            Err(error) => {
+                store.save_feed_state(url, &previous, Some(&error.to_string())).await?;
+                return Err(error);
+            }
+        };
+        let entries = match parse_feed(body, url.to_string()).await {
+            Ok(entries) => entries,
+            Err(error) => {
+                store.save_feed_state(url, &previous, Some(&error.to_string())).await?;
+                return Err(error);
+            }
+        };
+        let (mut inserted, mut updated, mut unchanged, mut skipped) = (0, 0, 0, 0);
+        let now = crate::store::now();
+        for entry in entries {
+            match clean_story(entry, now) {
+                Ok(story) => match store.upsert_story(&story).await?.0 {
+                    StoryUpsert::Inserted => inserted += 1,
+                    StoryUpsert::Updated => updated += 1,
+                    StoryUpsert::Unchanged => unchanged += 1,
+                },
+                Err(invalid) => {
+                    tracing::info!(feed = %url, %invalid, "feed item skipped");
+                    skipped += 1;
+                }
+            }
+        }
+        store.save_feed_state(url, &validators, None).await?;
+        tracing::info!(inserted, updated, unchanged, skipped, "feed polled");
+        Ok(FeedOutcome::Polled { inserted, updated, unchanged, skipped })
+    }
+
+    /// The feed's body and validators, or `None` when it has not changed.
+    async fn fetch(&self, url: &str, previous: &FeedState) -> Result<Option<(Vec<u8>, FeedState)>, FeedError> {
+        let mut request = self.client.get(url);
+        if let Some(etag) = &previous.etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        if let Some(last_modified) = &previous.last_modified {
+            request = request.header(IF_MODIFIED_SINCE, last_modified);
+        }
+        let response = request.send().await.map_err(|e| FeedError::Fetch(e.to_string()))?;
+        match response.status() {
+            StatusCode::NOT_MODIFIED => return Ok(None),
+            status if !status.is_success() => return Err(FeedError::Status(status.as_u16())),
+            _ => {}
+        }
+        let validators = validators(response.headers());
+        let body = http::read_capped(response, self.max_bytes).await?;
+        Ok(Some((body, validators)))
+    }
+}
+
+fn validators(headers: &HeaderMap) -> FeedState {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| v.len() <= 256).map(str::to_string);
+    FeedState { etag: header(ETAG), last_modified: header(LAST_MODIFIED) }
+}
+
+/// Parses a feed's raw bytes (feed-rs decodes by the XML prolog) into raw
+/// stories. The parser runs on a blocking thread, where a panic on hostile
+/// input is caught and becomes an error.
+pub async fn parse_feed(body: Vec<u8>, source: String) -> Result<Vec<RawStory>, FeedError> {
+    let parsed = tokio::task::spawn_blocking(move || {
+        // An empty generated id lets a missing guid fall back to the story's link.
+        let parser = feed_rs::parser::Builder::new().id_generator(|_, _, _| String::new()).build();
+        parser.parse(body.as_slice()).map(|feed| raw_stories(feed, &source))
+    })
+    .await;
+    match parsed {
+        Ok(Ok(stories)) => Ok(stories),
+        Ok(Err(error)) => Err(FeedError::Parse(error.to_string())),
+        Err(_) => Err(FeedError::ParserPanicked),
+    }
+}
+
+fn raw_stories(feed: feed_rs::model::Feed, source: &str) -> Vec<RawStory> {
+    feed.entries
+        .into_iter()
+        .map(|entry| RawStory {
+            guid: Some(entry.id).filter(|id| !id.is_empty()),
+            source: source.to_string(),
+            title: entry.title.map(|t| t.content).unwrap_or_default(),
+            // Comment pages and comment feeds are links too; the story's own is the one without a target.
+            url: entry
+                .links
+                .iter()
+                .find(|l| l.target.is_none() && l.rel.as_deref().is_none_or(|rel| rel == "alternate"))
+                .map(|l| l.href.clone())
+                .unwrap_or_default(),
+            author: entry.authors.into_iter().find_map(|a| a.name),
+            summary_html: entry.summary.map(|s| s.content),
+            body_html: entry.content.and_then(|c| c.body),
+            categories: entry.categories.into_iter().map(|c| c.term).collect(),
+            tickers: Vec::new(),
+            published_at: entry.published.or(entry.updated).map(|at| at.with_timezone(&Utc)),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fixture_stories(name: &str) -> Vec<crate::store::NewStory> {
+        let body = crate::sources::quotes::fixture(name);
+        let raw = parse_feed(body, "https://stocknews.example/feed/".into()).await.unwrap();
+        raw.into_iter().map(|r| clean_story(r, Utc::now()).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_wordpress_feed_gives_clean_stories_with_their_tickers() {
+        let stories = fixture_stories("wp_feed.xml").await;
+        assert_eq!(stories.len(), 2);
+        let nokia = &stories[0];
+        assert_eq!(nokia.guid, "https://stocknews.example/?p=4821");
+        assert_eq!(nokia.title, "Nokia Oyj (ADR) (NYSE:NOK) and Xiaomi ink Patent And Equipment Deal");
+        assert!(nokia.url.ends_with("and-equipment-deal/"), "{}", nokia.url);
+        assert_eq!(nokia.author.as_deref(), Some("Jane Doe"));
+        assert_eq!(nokia.published_at.to_rfc3339(), "2026-06-09T20:41:33+00:00");
+        assert_eq!(nokia.tickers, vec!["NOK", "1810.HK", "XIACF"]);
+        assert!(!nokia.summary.contains('<') && !nokia.summary.contains("&#"), "{}", nokia.summary);
+        assert!(!stories[1].tickers.contains(&"US".to_string()));
+    }
+
+    #[tokio::test]
+    async fn an_atom_feed_gives_the_same_story() {
+        let stories = fixture_stories("atom_feed.xml").await;
+        assert_eq!(stories[0].guid, "https://stocknews.example/?p=4821");
+        assert!(stories[0].tickers.starts_with(&["NOK".to_string()]));
+    }
+
+    #[tokio::test]
+    async fn hostile_feeds_are_errors_not_crashes() {
+        for body in [
+            &b"not xml at all"[..],
+            b"<rss version=\"2.0\"><channel><item><title>unclosed",
+            b"\xff\xfe\x00<\x00r\x00s\x00s",
+            "<rss version=\"2.0\"><channel><item><title>t</title><author>jane@example.com\u{ff08}Jane Doe\u{ff09}</author></item></channel></rss>".as_bytes(),
+        ] {
+            let _ = parse_feed(body.to_vec(), "x".into()).await;
+        }
+        assert!(parse_feed(b"not xml at all".to_vec(), "x".into()).await.is_err());
+    }
+}
