@@ -218,6 +218,24 @@ mod tests {
         assert!(stories[0].tickers.starts_with(&["NOK".to_string()]));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_a_damaged_feed_never_panics_out_of_the_parser(
+            which in 0usize..2, at in 0usize..8192, cut in 0usize..256, junk in ".{0,32}",
+        ) {
+            let mut body = crate::sources::quotes::fixture(["wp_feed.xml", "atom_feed.xml"][which]);
+            let at = at.min(body.len());
+            let end = (at + cut).min(body.len());
+            body.splice(at..end, junk.into_bytes());
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            if let Ok(stories) = runtime.block_on(parse_feed(body, "x".into())) {
+                for story in stories {
+                    let _ = clean_story(story, Utc::now());
+                }
+            }
+        }
+    }
+
     #[tokio::test]
     async fn hostile_feeds_are_errors_not_crashes() {
         for body in [

@@ -141,6 +141,24 @@ mod tests {
         assert_eq!(clean_story(bad_ticker, Utc::now()).unwrap_err().field, "tickers");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn cleaning_arbitrary_input_never_panics(
+            title in ".{0,64}", url in ".{0,64}", html in ".{0,256}", guid in ".{0,600}", ticker in ".{0,12}",
+        ) {
+            let story = RawStory {
+                guid: Some(guid),
+                body_html: Some(html.clone()),
+                summary_html: Some(html),
+                tickers: vec![ticker],
+                ..raw(&title, &url)
+            };
+            if let Ok(clean) = clean_story(story, Utc::now()) {
+                proptest::prop_assert!(!clean.title.is_empty() && clean.guid.len() <= MAX_GUID_LEN + 7);
+            }
+        }
+    }
+
     #[test]
     fn a_story_from_the_future_is_dated_now() {
         let now = Utc::now();

@@ -408,7 +408,49 @@ pub(crate) fn fixture(name: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    const FIXTURES: [&str; 10] = [
+        "yahoo_chart_NOK_5d.json",
+        "yahoo_chart_notfound.json",
+        "finnhub_quote_NOK.json",
+        "finnhub_unknown_symbol.json",
+        "av_global_quote_NOK.json",
+        "av_rate_limit_daily.json",
+        "stooq_quote.csv",
+        "stooq_history_nok.us.csv",
+        "twelvedata_quote_NOK.json",
+        "wp_feed.xml",
+    ];
+
+    fn parse_with_every_provider(response: &ProviderResponse) {
+        let nok = Listing::parse_key("NOK").unwrap();
+        let _ = yahoo::parse(response, &nok);
+        let _ = finnhub::parse(response, &nok);
+        let _ = alpha_vantage::parse(response, &nok);
+        let _ = stooq::parse_quote(response, "nok.us");
+        let _ = stooq::parse_previous_close(response, chrono::NaiveDate::from_ymd_opt(2026, 6, 9).unwrap());
+    }
+
+    proptest! {
+        #[test]
+        fn no_provider_parser_panics_on_arbitrary_bytes(status in 100u16..600, body in prop::collection::vec(any::<u8>(), 0..1024)) {
+            parse_with_every_provider(&ProviderResponse { status, retry_after: None, body });
+        }
+
+        #[test]
+        fn no_provider_parser_panics_on_a_damaged_real_answer(
+            which in 0..FIXTURES.len(), at in 0usize..4096, cut in 0usize..64, junk in ".{0,16}",
+        ) {
+            let mut body = fixture(FIXTURES[which]);
+            let at = at.min(body.len());
+            let end = (at + cut).min(body.len());
+            body.splice(at..end, junk.into_bytes());
+            parse_with_every_provider(&ProviderResponse { status: 200, retry_after: None, body });
+        }
+    }
 
     #[test]
     fn provider_names_parse_case_insensitively_and_unknown_ones_are_listed() {
