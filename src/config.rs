@@ -110,6 +110,14 @@ pub struct Settings {
     /// Quote providers in the order they are tried.
     pub quote_providers: Vec<ProviderSettings>,
     pub quote_poll_interval: Duration,
+    /// Cron times and dates in emails are in this zone.
+    pub time_zone: chrono_tz::Tz,
+    pub digest_schedule: croner::Cron,
+    pub weekly_digest_schedule: croner::Cron,
+    /// A slot that fires later than this after its time is skipped, not sent late.
+    pub digest_max_lateness: Duration,
+    /// Send readers with no new story a digest of their watchlist's moves anyway.
+    pub digest_send_empty: bool,
 }
 
 const SECRET_KEY_MIN_LEN: usize = 32;
@@ -201,6 +209,12 @@ impl Settings {
                 .map_err(|m| vars.error("FEED_URLS", m))?,
         };
         let quote_providers = quote_providers(&vars)?;
+        let time_zone = match vars.text("TIMEZONE") {
+            None => chrono_tz::America::New_York,
+            Some(name) => name
+                .parse()
+                .map_err(|_| vars.error("TIMEZONE", format!("'{name}' is not an IANA time zone like Europe/Oslo")))?,
+        };
         Ok(Settings {
             environment,
             database_url: vars.text("DATABASE_URL").unwrap_or_else(|| "sqlite://tickermail.db".into()),
@@ -229,6 +243,11 @@ impl Settings {
             fetch_timeout: vars.seconds_at_least_one("FETCH_TIMEOUT_SECONDS", 20)?,
             quote_providers,
             quote_poll_interval: vars.seconds_at_least_one("QUOTE_POLL_SECONDS", 900)?,
+            time_zone,
+            digest_schedule: vars.cron("DIGEST_SCHEDULE", "30 17 * * 1-5")?,
+            weekly_digest_schedule: vars.cron("WEEKLY_DIGEST_SCHEDULE", "0 9 * * 6")?,
+            digest_max_lateness: Duration::from_secs(60 * vars.parsed::<u64>("DIGEST_MAX_LATENESS_MINUTES", 120)?),
+            digest_send_empty: vars.flag("DIGEST_SEND_EMPTY", false)?,
         })
     }
 }
@@ -260,6 +279,16 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
             0 => Err(self.error(name, "must be at least 1".into())),
             seconds => Ok(Duration::from_secs(seconds)),
         }
+    }
+
+    fn cron(&self, name: &'static str, default: &str) -> Result<croner::Cron, ConfigError> {
+        let pattern = self.text(name).unwrap_or_else(|| default.into());
+        pattern.parse().map_err(|e| {
+            self.error(
+                name,
+                format!("'{pattern}' is not a cron pattern like '30 17 * * 1-5' (minute hour day month weekday): {e}"),
+            )
+        })
     }
 
     fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
@@ -390,6 +419,8 @@ mod tests {
             ("QUOTE_PROVIDERS", "yahoo,bloomberg"),
             ("FEED_POLL_SECONDS", "0"),
             ("YAHOO_BASE_URL", "localhost:8080"),
+            ("TIMEZONE", "Mars/Olympus"),
+            ("DIGEST_SCHEDULE", "at five"),
         ] {
             let error = settings(&[(var, value)]).unwrap_err();
             assert_eq!(error.variable, var);

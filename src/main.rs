@@ -2,9 +2,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tickermail::config::Settings;
+use tickermail::domain::DigestFrequency;
 use tickermail::jobs::ingest::Ingest;
 use tickermail::sources::feeds::FeedOutcome;
-use tickermail::startup::{Application, connect_and_migrate};
+use tickermail::startup::{Application, DigestOutcome, connect_and_migrate, run_digest_now};
 use tickermail::telemetry;
 
 /// tickermail: a self-hosted newsletter and stock-alert mailer.
@@ -24,6 +25,16 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Create a digest edition now and send it: prints recipients, sent,
+    /// failed and the time it took once every delivery is done.
+    Digest {
+        /// The weekly digest (default: the daily one).
+        #[arg(long)]
+        weekly: bool,
+        /// Print what would be sent and to how many readers; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Poll the feeds (FEED_URLS) and the quote providers (QUOTE_PROVIDERS)
     /// once, print what was stored, and exit: 0 when everything succeeded,
     /// 1 when a feed or a symbol failed. Market hours are not checked.
@@ -65,6 +76,12 @@ fn main() -> ExitCode {
                 println!("migrations applied to the {} database", store.backend_name());
                 Ok(())
             }
+            Command::Digest { weekly, dry_run } => {
+                let frequency = if weekly { DigestFrequency::Weekly } else { DigestFrequency::Daily };
+                let outcome = run_digest_now(&settings, frequency, dry_run).await.map_err(|e| e.to_string())?;
+                print_digest_outcome(frequency, &outcome);
+                Ok(())
+            }
             Command::Ingest { feeds, quotes } => {
                 let store = connect_and_migrate(&settings).await.map_err(|e| e.to_string())?;
                 let ingest = Ingest::new(store, &settings);
@@ -85,6 +102,29 @@ fn main() -> ExitCode {
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn print_digest_outcome(frequency: DigestFrequency, outcome: &DigestOutcome) {
+    match outcome {
+        DigestOutcome::WouldSend { recipients, stories } => {
+            println!(
+                "dry run: the {frequency} digest would go to {recipients} readers, from {} stories; nothing was sent",
+                stories.len()
+            );
+            for story in stories.iter().take(10) {
+                println!("  {}  {}", story.published_at.format("%Y-%m-%d %H:%M"), story.title);
+            }
+        }
+        DigestOutcome::Sent { edition, progress, took } => println!(
+            "{frequency} digest {}: {} recipients, {} sent, {} failed, {} suppressed, in {:.1}s",
+            edition.id,
+            edition.recipients,
+            progress.sent,
+            progress.failed,
+            progress.suppressed,
+            took.as_secs_f64()
+        ),
     }
 }
 

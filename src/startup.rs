@@ -14,10 +14,13 @@ use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::{Environment, Settings};
+use crate::domain::DigestFrequency;
+use crate::jobs::digest::digest_run;
 use crate::jobs::ingest::Ingest;
-use crate::jobs::scheduler::{self, PollIntervals};
+use crate::jobs::scheduler::{self, DigestSchedules, PollIntervals};
 use crate::jobs::worker::{DeliveryWorker, WorkerSettings};
 use crate::mailer::{EmailLinks, Mailer};
+use crate::store::{EditionCreated, EditionProgress, Story};
 use crate::store::{SignupWriter, Store};
 use crate::tokens::TokenKey;
 use crate::web::{AppState, PUBLIC_BODY_LIMIT, SignupLimiter, configure, security_headers};
@@ -61,6 +64,7 @@ pub fn email_links(settings: &Settings) -> EmailLinks {
         site_name: settings.site_name.clone(),
         base_url: settings.base_url.clone(),
         from: settings.mail_from.clone(),
+        time_zone: settings.time_zone,
     }
 }
 
@@ -100,7 +104,8 @@ impl Application {
         let worker = tokio::spawn(worker.run(stop_background.clone()));
         let ingest = Arc::new(Ingest::new(store.clone(), &settings));
         let every = PollIntervals { feeds: settings.feed_poll_interval, quotes: settings.quote_poll_interval };
-        let scheduler = scheduler::start(store.clone(), ingest, every).await?;
+        let digests = DigestSchedules::from_settings(&settings);
+        let scheduler = scheduler::start(store.clone(), ingest, every, digests).await?;
 
         let signup_limiter = SignupLimiter::new(settings.signup_limit_per_hour);
         tokio::spawn(forget_idle_clients(signup_limiter.clone(), stop_background.clone()));
@@ -163,6 +168,60 @@ async fn forget_idle_clients(limiter: SignupLimiter, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = interval.tick() => limiter.forget_idle(),
+        }
+    }
+}
+
+/// What `tickermail digest` did.
+pub enum DigestOutcome {
+    /// `--dry-run`: how many readers it would go to, and the stories it would snapshot.
+    WouldSend {
+        recipients: i64,
+        stories: Vec<Story>,
+    },
+    Sent {
+        edition: EditionCreated,
+        progress: EditionProgress,
+        took: Duration,
+    },
+}
+
+/// Creates a digest edition now (the same rules as the schedule, under a
+/// one-off slot) and delivers it with a worker of its own, returning once
+/// every delivery is sent, failed or suppressed. A server running beside it
+/// shares the work safely: deliveries are leased.
+pub async fn run_digest_now(
+    settings: &Settings,
+    frequency: DigestFrequency,
+    dry_run: bool,
+) -> Result<DigestOutcome, StartupError> {
+    let store = connect_and_migrate(settings).await?;
+    let now = crate::store::now();
+    let slot = format!("{}:manual:{}", frequency.as_str(), uuid::Uuid::new_v4().simple());
+    let run = digest_run(frequency, slot, now, settings.digest_send_empty);
+    if dry_run {
+        let (recipients, stories) = store.preview_digest(&run).await?;
+        return Ok(DigestOutcome::WouldSend { recipients, stories });
+    }
+    let started = std::time::Instant::now();
+    let edition = store.create_digest_edition(&run).await?.expect("a new one-off slot is always free");
+    let tokens = token_key(settings, &store).await?;
+    let mailer = Mailer::new(&settings.mail_transport, settings.send_concurrency).map_err(StartupError::Mailer)?;
+    let worker = DeliveryWorker::new(
+        store.clone(),
+        mailer,
+        email_links(settings),
+        tokens,
+        WorkerSettings::from_settings(settings),
+        Arc::new(Notify::new()),
+    );
+    loop {
+        let progress = store.edition_progress(edition.id).await?;
+        if progress.is_done() {
+            return Ok(DigestOutcome::Sent { edition, progress, took: started.elapsed() });
+        }
+        if worker.run_once().await? == 0 {
+            tokio::time::sleep(settings.worker_poll_interval).await;
         }
     }
 }

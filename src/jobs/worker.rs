@@ -2,7 +2,8 @@
 //! from the outbox in batches, renders each, sends it, and marks it; a crash
 //! at any point leaves the row to be claimed again when its lease runs out.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -12,9 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::domain::SubscriberStatus;
-use crate::mailer::{EmailLinks, Mailer, SendError, confirmation_email, welcome_email};
-use crate::store::{ClaimedDelivery, DeliveryKind, FinalStatus, Store, StoreError};
+use crate::jobs::digest::{ReaderDue, compose};
+use crate::mailer::{EmailLinks, Mailer, SendError, confirmation_email, digest_email, welcome_email};
+use crate::store::{ClaimedDelivery, DeliveryKind, EditionContent, FinalStatus, Store, StoreError};
 use crate::tokens::TokenKey;
+
+/// Editions kept in memory while their deliveries are sent (one is sent at a
+/// time in practice; a few cover a retry of an older one).
+const CACHED_EDITIONS: usize = 8;
 
 /// The longest wait between two attempts, however many have failed.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(6 * 3600);
@@ -52,6 +58,7 @@ pub struct DeliveryWorker {
     tokens: TokenKey,
     settings: WorkerSettings,
     wakeup: Arc<Notify>,
+    editions: Arc<Mutex<HashMap<uuid::Uuid, Arc<EditionContent>>>>,
 }
 
 /// What became of one claimed delivery, to be recorded.
@@ -78,7 +85,7 @@ impl DeliveryWorker {
         settings: WorkerSettings,
         wakeup: Arc<Notify>,
     ) -> Self {
-        Self { store, mailer, links, tokens, settings, wakeup }
+        Self { store, mailer, links, tokens, settings, wakeup, editions: Arc::default() }
     }
 
     /// Drains the outbox until `shutdown` is cancelled; a batch in progress is
@@ -160,7 +167,18 @@ impl DeliveryWorker {
     /// Renders and sends one delivery and says what became of it.
     #[tracing::instrument(name = "delivery", skip_all, fields(id = %delivery.id, kind = %delivery.kind_name, attempt = delivery.attempts))]
     async fn process(&self, delivery: ClaimedDelivery) -> (ClaimedDelivery, Disposition) {
-        let disposition = match self.render(&delivery) {
+        let edition = match (delivery.kind, delivery.edition_id) {
+            (Some(DeliveryKind::Digest), Some(id)) => match self.edition(id).await {
+                Ok(edition) => edition,
+                Err(error) => {
+                    let delay = retry_delay(self.settings.retry_base, delivery.attempts);
+                    let error = format!("cannot read the edition: {error}");
+                    return (delivery, Disposition::Retry { error, retry_at: crate::store::now() + delay });
+                }
+            },
+            _ => None,
+        };
+        let disposition = match self.render(&delivery, edition.as_deref()) {
             Rendered::Suppress(reason) => {
                 tracing::info!(%reason, "delivery suppressed");
                 Disposition::Final { status: FinalStatus::Suppressed, error: reason, bounce: false }
@@ -204,7 +222,24 @@ impl DeliveryWorker {
         }
     }
 
-    fn render(&self, delivery: &ClaimedDelivery) -> Rendered {
+    /// An edition's snapshot, read once and kept while its deliveries go out.
+    async fn edition(&self, id: uuid::Uuid) -> Result<Option<Arc<EditionContent>>, StoreError> {
+        if let Some(content) = self.editions.lock().expect("not poisoned").get(&id) {
+            return Ok(Some(content.clone()));
+        }
+        let Some(content) = self.store.edition_content(id).await? else {
+            return Ok(None);
+        };
+        let content = Arc::new(content);
+        let mut cache = self.editions.lock().expect("not poisoned");
+        if cache.len() >= CACHED_EDITIONS {
+            cache.clear();
+        }
+        cache.insert(id, content.clone());
+        Ok(Some(content))
+    }
+
+    fn render(&self, delivery: &ClaimedDelivery, edition: Option<&EditionContent>) -> Rendered {
         let Some(kind) = delivery.kind else {
             return Rendered::Fail(format!("unknown kind of message '{}'", delivery.kind_name));
         };
@@ -247,6 +282,32 @@ impl DeliveryWorker {
                     &subscriber.name,
                     &token,
                     &subscriber.watchlist.to_string(),
+                )
+            }
+            DeliveryKind::Digest => {
+                if subscriber.status != SubscriberStatus::Confirmed {
+                    return Rendered::Suppress(format!("subscriber is {} now", subscriber.status.as_str()));
+                }
+                let Some(edition) = edition else {
+                    return Rendered::Fail("the digest's edition is gone".into());
+                };
+                let due: ReaderDue = match serde_json::from_value(delivery.payload.clone()) {
+                    Ok(due) => due,
+                    Err(error) => return Rendered::Fail(format!("digest payload: {error}")),
+                };
+                let digest = compose(edition, &due);
+                if digest.is_empty() {
+                    return Rendered::Suppress("nothing new for this reader".into());
+                }
+                let token = self.tokens.manage_token(subscriber.id, &subscriber.token_nonce);
+                digest_email(
+                    &self.links,
+                    &subscriber.email,
+                    self.links.message_id(delivery.id),
+                    &subscriber.name,
+                    &token,
+                    &digest,
+                    edition.created_at,
                 )
             }
         };

@@ -4,7 +4,7 @@
 use askama::Template;
 use chrono::{DateTime, Utc};
 use lettre::Message;
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 
 /// What every email needs to know about the site it comes from.
@@ -13,6 +13,8 @@ pub struct EmailLinks {
     pub site_name: String,
     pub base_url: String,
     pub from: Mailbox,
+    /// Dates in emails are shown in the site's time zone.
+    pub time_zone: chrono_tz::Tz,
 }
 
 impl EmailLinks {
@@ -116,7 +118,7 @@ pub fn welcome_email(
     compose(links, to, message_id, &format!("Welcome to {}", links.site_name), render(&text)?, render(&html)?)
 }
 
-fn render(template: &impl Template) -> Result<String, String> {
+pub(super) fn render(template: &impl Template) -> Result<String, String> {
     template.render().map_err(|e| format!("template error: {e}"))
 }
 
@@ -128,12 +130,25 @@ fn compose(
     text: String,
     html: String,
 ) -> Result<Message, String> {
+    compose_with_headers(links, to, message_id, subject, Vec::new(), text, html)
+}
+
+/// A multipart text + HTML message, with `headers` beyond the usual ones.
+pub(super) fn compose_with_headers(
+    links: &EmailLinks,
+    to: &str,
+    message_id: String,
+    subject: &str,
+    headers: Vec<HeaderValue>,
+    text: String,
+    html: String,
+) -> Result<Message, String> {
     let to: Mailbox = to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?;
-    Message::builder()
-        .from(links.from.clone())
-        .to(to)
-        .subject(subject)
-        .message_id(Some(message_id))
+    let mut builder = Message::builder().from(links.from.clone()).to(to).subject(subject).message_id(Some(message_id));
+    for header in headers {
+        builder = builder.raw_header(header);
+    }
+    builder
         .multipart(
             MultiPart::alternative()
                 .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))

@@ -1,6 +1,7 @@
 //! Composing emails and handing them to SMTP, or writing them as `.eml` files
 //! when no SMTP server is configured.
 
+mod digest;
 mod messages;
 mod smtp;
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use lettre::Message;
 
+pub use digest::digest_email;
 pub use messages::{EmailLinks, confirmation_email, welcome_email};
 
 use crate::config::MailTransportSettings;

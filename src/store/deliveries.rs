@@ -13,6 +13,7 @@ use crate::domain::Subscriber;
 pub enum DeliveryKind {
     Confirmation,
     Welcome,
+    Digest,
 }
 
 impl DeliveryKind {
@@ -20,6 +21,7 @@ impl DeliveryKind {
         match self {
             Self::Confirmation => "confirmation",
             Self::Welcome => "welcome",
+            Self::Digest => "digest",
         }
     }
 
@@ -27,6 +29,7 @@ impl DeliveryKind {
         match text {
             "confirmation" => Some(Self::Confirmation),
             "welcome" => Some(Self::Welcome),
+            "digest" => Some(Self::Digest),
             _ => None,
         }
     }
@@ -68,6 +71,8 @@ pub struct ClaimedDelivery {
     pub attempts: u32,
     /// `None` when the subscriber has been erased.
     pub subscriber: Option<Subscriber>,
+    /// The digest edition it belongs to.
+    pub edition_id: Option<Uuid>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -78,6 +83,7 @@ struct ClaimedRow {
     recipient: String,
     payload: String,
     attempts: i32,
+    edition_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -131,7 +137,8 @@ impl Store {
         }
         let (rows, subscribers): (Vec<ClaimedRow>, Vec<SubscriberRow>) = on_reader!(self, |pool| {
             let rows = sqlx::query_as(
-                "SELECT id, kind, subscriber_id, recipient, payload, attempts FROM deliveries WHERE claim_id = $1",
+                "SELECT id, kind, subscriber_id, recipient, payload, attempts, edition_id FROM deliveries \
+                 WHERE claim_id = $1",
             )
             .bind(claim_id)
             .fetch_all(pool)
@@ -160,6 +167,7 @@ impl Store {
                         .map_err(|e| StoreError::Corrupt(format!("delivery {} payload: {e}", row.id)))?,
                     attempts: u32::try_from(row.attempts).unwrap_or(0),
                     subscriber: row.subscriber_id.and_then(|id| subscribers.remove(&id)),
+                    edition_id: row.edition_id,
                 })
             })
             .collect()

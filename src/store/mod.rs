@@ -5,6 +5,7 @@
 //! `ON CONFLICT`, `RETURNING`); where they differ, a method has two arms.
 
 mod deliveries;
+mod editions;
 mod quotes;
 mod secrets;
 mod signup_writer;
@@ -20,6 +21,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use deliveries::{ClaimedDelivery, DeliveryCount, DeliveryKind, FinalStatus};
+pub use editions::{DigestRun, EditionContent, EditionCreated, EditionProgress};
 pub use quotes::StoredQuote;
 pub use signup_writer::SignupWriter;
 pub use stories::{FeedState, NewStory, Story, StoryUpsert};

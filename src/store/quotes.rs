@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use super::{Store, StoreResult, in_transaction, now};
 
 /// A price as stored: the latest per symbol, plus the history.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct StoredQuote {
     pub symbol: String,
     pub price: f64,

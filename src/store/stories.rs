@@ -19,7 +19,7 @@ pub struct NewStory {
     pub published_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Story {
     pub id: Uuid,
     pub guid: String,
@@ -31,6 +31,9 @@ pub struct Story {
     pub tickers: Vec<String>,
     pub published_at: DateTime<Utc>,
     pub hidden: bool,
+    /// When we first stored it: digests go by this, so a story that arrives
+    /// late with an old publication time is still sent once.
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +44,7 @@ pub enum StoryUpsert {
 }
 
 #[derive(sqlx::FromRow)]
-struct StoryRow {
+pub(super) struct StoryRow {
     id: Uuid,
     guid: String,
     source: String,
@@ -52,13 +55,15 @@ struct StoryRow {
     tickers: String,
     published_at: DateTime<Utc>,
     hidden: bool,
+    created_at: DateTime<Utc>,
 }
 
 macro_rules! story_columns {
     () => {
-        "id, guid, source, title, url, author, summary, tickers, published_at, hidden"
+        "id, guid, source, title, url, author, summary, tickers, published_at, hidden, created_at"
     };
 }
+pub(super) use story_columns;
 
 impl From<StoryRow> for Story {
     fn from(row: StoryRow) -> Self {
@@ -73,11 +78,12 @@ impl From<StoryRow> for Story {
             tickers: split_tickers(&row.tickers),
             published_at: row.published_at,
             hidden: row.hidden,
+            created_at: row.created_at,
         }
     }
 }
 
-fn split_tickers(stored: &str) -> Vec<String> {
+pub(super) fn split_tickers(stored: &str) -> Vec<String> {
     stored.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect()
 }
 

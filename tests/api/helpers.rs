@@ -18,6 +18,7 @@ pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub struct TestApp {
     pub address: String,
+    pub database_url: String,
     pub store: Store,
     pub smtp: SmtpSink,
     pub client: reqwest::Client,
@@ -95,7 +96,7 @@ pub async fn spawn_app_with_smtp_port(smtp_port: u16, overrides: &[(&str, &str)]
     let address = format!("http://127.0.0.1:{}", app.port());
     let store = app.store().clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, store, smtp, client: http_client() }
+    TestApp { address, database_url, store, smtp, client: http_client() }
 }
 
 /// A client that does not follow redirects. reqwest is built without a

@@ -3,6 +3,7 @@
 mod browser;
 mod cli;
 mod delivery;
+mod digest;
 mod health;
 mod helpers;
 mod lifecycle;

@@ -1,0 +1,238 @@
+//! The digest: which readers get one, and what each reader's shows. An
+//! edition snapshots the stories and quotes when it is created; each reader's
+//! delivery says which of those stories are new to them and what their
+//! watchlist was, so every retry renders the same message.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Deserialize;
+
+use crate::domain::{DigestFrequency, Watchlist};
+use crate::store::{DigestRun, EditionContent, StoredQuote, Story};
+
+/// At most this many stories in one email, those about the reader's watchlist first.
+pub const MAX_STORIES_PER_EMAIL: usize = 20;
+/// At most this many rows in the table of price moves.
+pub const MAX_MOVES_PER_EMAIL: usize = 30;
+
+/// Stories in one edition's snapshot, newest first.
+const MAX_STORIES_PER_EDITION: u32 = 200;
+
+/// A digest run for `frequency` at `now`. Stories older than the frequency's
+/// lookback (3 days for daily, so a Monday digest covers the weekend; 8 for
+/// weekly) are never sent, however long a reader has waited.
+pub fn digest_run(frequency: DigestFrequency, slot: String, now: DateTime<Utc>, send_empty: bool) -> DigestRun {
+    let lookback_days = if frequency == DigestFrequency::Weekly { 8 } else { 3 };
+    DigestRun {
+        frequency,
+        slot,
+        now,
+        oldest_story: now - chrono::Duration::days(lookback_days),
+        max_stories: MAX_STORIES_PER_EDITION,
+        send_empty,
+    }
+}
+
+/// Where a schedule stands at `now`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotCheck {
+    /// The latest slot, still within the allowed lateness: its key.
+    Due(String),
+    /// The latest slot is older than the allowed lateness: skip it.
+    TooLate(String),
+}
+
+/// The latest slot of `schedule` (in `zone`, across DST changes) at or
+/// before `now`, keyed by frequency and UTC minute so every instance agrees.
+pub fn latest_slot<Tz: TimeZone>(
+    schedule: &croner::Cron,
+    zone: &Tz,
+    frequency: DigestFrequency,
+    now: DateTime<Utc>,
+    max_lateness: std::time::Duration,
+) -> Option<SlotCheck> {
+    let slot = schedule.find_previous_occurrence(&now.with_timezone(zone), true).ok()?.with_timezone(&Utc);
+    let key = format!("{}:{}", frequency.as_str(), slot.format("%Y-%m-%dT%H:%MZ"));
+    let late = (now - slot).to_std().unwrap_or_default();
+    Some(if late <= max_lateness { SlotCheck::Due(key) } else { SlotCheck::TooLate(key) })
+}
+
+/// What one reader is due, as queued with their delivery.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReaderDue {
+    /// Stories stored after this are new to them (their previous digest, or their confirmation).
+    pub since: DateTime<Utc>,
+    /// Nothing published before they confirmed is sent to them.
+    pub confirmed_at: DateTime<Utc>,
+    #[serde(deserialize_with = "stored_watchlist")]
+    pub watchlist: Watchlist,
+}
+
+fn stored_watchlist<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Watchlist, D::Error> {
+    Ok(Watchlist::from_stored(&String::deserialize(deserializer)?))
+}
+
+/// A row of the price table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceMove {
+    pub symbol: String,
+    pub price: f64,
+    pub change: f64,
+    pub change_percent: f64,
+    pub as_of: DateTime<Utc>,
+    pub on_watchlist: bool,
+}
+
+impl PriceMove {
+    fn from_quote(quote: &StoredQuote, on_watchlist: bool) -> Self {
+        PriceMove {
+            symbol: quote.symbol.clone(),
+            price: quote.price,
+            change: quote.price - quote.previous_close,
+            change_percent: (quote.price / quote.previous_close - 1.0) * 100.0,
+            as_of: quote.as_of,
+            on_watchlist,
+        }
+    }
+}
+
+/// One reader's digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReaderDigest<'a> {
+    pub stories: Vec<&'a Story>,
+    pub moves: Vec<PriceMove>,
+}
+
+impl ReaderDigest<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.stories.is_empty() && self.moves.is_empty()
+    }
+}
+
+/// The stories new to this reader (about their watchlist first, newest
+/// first within each group), and the moves of their watchlist followed by
+/// those of the tickers in their stories.
+pub fn compose<'a>(content: &'a EditionContent, due: &ReaderDue) -> ReaderDigest<'a> {
+    let follows = |story: &Story| story.tickers.iter().any(|t| due.watchlist.tickers().iter().any(|w| w.as_str() == t));
+    let mut stories: Vec<&Story> = content
+        .stories
+        .iter()
+        .filter(|story| story.created_at > due.since && story.published_at >= due.confirmed_at)
+        .collect();
+    // A stable sort keeps the snapshot's newest-first order within each group.
+    stories.sort_by_key(|story| !follows(story));
+    stories.truncate(MAX_STORIES_PER_EMAIL);
+
+    let watchlist = due.watchlist.tickers().iter().map(|t| (t.as_str(), true));
+    let mentioned = stories.iter().flat_map(|story| story.tickers.iter().map(|t| (t.as_str(), false)));
+    let mut moves: Vec<PriceMove> = Vec::new();
+    for (symbol, on_watchlist) in watchlist.chain(mentioned) {
+        if moves.len() == MAX_MOVES_PER_EMAIL || moves.iter().any(|m| m.symbol == symbol) {
+            continue;
+        }
+        if let Some(quote) = content.quotes.iter().find(|q| q.symbol == symbol) {
+            moves.push(PriceMove::from_quote(quote, on_watchlist));
+        }
+    }
+    ReaderDigest { stories, moves }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&format!("2026-11-20T{hour:02}:00:00Z")).unwrap().with_timezone(&Utc)
+    }
+
+    fn story(title: &str, tickers: &[&str], published: u32, stored: u32) -> Story {
+        Story {
+            id: uuid::Uuid::new_v4(),
+            guid: title.into(),
+            source: "api".into(),
+            title: title.into(),
+            url: format!("https://news.example/{title}"),
+            author: None,
+            summary: String::new(),
+            tickers: tickers.iter().map(|t| t.to_string()).collect(),
+            published_at: at(published),
+            hidden: false,
+            created_at: at(stored),
+        }
+    }
+
+    fn quote(symbol: &str, price: f64, previous_close: f64) -> StoredQuote {
+        StoredQuote {
+            symbol: symbol.into(),
+            price,
+            previous_close,
+            currency: None,
+            as_of: at(16),
+            source: "api".into(),
+        }
+    }
+
+    fn content() -> EditionContent {
+        EditionContent {
+            created_at: at(18),
+            stories: vec![
+                story("newest-other", &["MSFT"], 15, 15),
+                story("nokia", &["NOK", "1810.HK"], 14, 14),
+                story("already-sent", &["NOK"], 9, 9),
+                story("late-arrival-published-early", &["AAPL"], 8, 13),
+                story("before-confirming", &["NOK"], 5, 12),
+            ],
+            quotes: vec![quote("NOK", 5.5, 5.0), quote("MSFT", 400.0, 410.0), quote("AAPL", 200.0, 200.0)],
+        }
+    }
+
+    fn due(watchlist: &str) -> ReaderDue {
+        ReaderDue { since: at(10), confirmed_at: at(6), watchlist: Watchlist::parse_text(watchlist).unwrap() }
+    }
+
+    #[test]
+    fn a_reader_gets_only_stories_new_to_them_watchlist_first() {
+        let content = content();
+        let digest = compose(&content, &due("NOK"));
+        let titles: Vec<&str> = digest.stories.iter().map(|s| s.title.as_str()).collect();
+        assert_eq!(titles, ["nokia", "newest-other", "late-arrival-published-early"]);
+    }
+
+    #[test]
+    fn moves_list_the_watchlist_then_the_stories_tickers_that_have_quotes() {
+        let content = content();
+        let digest = compose(&content, &due("AAPL, NOK, ZZZZ"));
+        let rows: Vec<(&str, bool)> = digest.moves.iter().map(|m| (m.symbol.as_str(), m.on_watchlist)).collect();
+        assert_eq!(rows, [("AAPL", true), ("NOK", true), ("MSFT", false)]);
+        let nok = &digest.moves[1];
+        assert!((nok.change - 0.5).abs() < 1e-9 && (nok.change_percent - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_slot_is_found_in_the_sites_time_zone_across_dst() {
+        let weekdays_1730: croner::Cron = "30 17 * * 1-5".parse().unwrap();
+        let new_york = chrono_tz::America::New_York;
+        let lateness = std::time::Duration::from_secs(7200);
+        let utc = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // Friday 30 October 2026 is EDT (UTC-4); Monday 2 November is EST (UTC-5).
+        let check =
+            latest_slot(&weekdays_1730, &new_york, DigestFrequency::Daily, utc("2026-10-30T21:31:00Z"), lateness);
+        assert_eq!(check, Some(SlotCheck::Due("daily:2026-10-30T21:30Z".into())));
+        let check =
+            latest_slot(&weekdays_1730, &new_york, DigestFrequency::Daily, utc("2026-11-02T22:30:00Z"), lateness);
+        assert_eq!(check, Some(SlotCheck::Due("daily:2026-11-02T22:30Z".into())));
+        let check =
+            latest_slot(&weekdays_1730, &new_york, DigestFrequency::Daily, utc("2026-10-31T12:00:00Z"), lateness);
+        assert_eq!(
+            check,
+            Some(SlotCheck::TooLate("daily:2026-10-30T21:30Z".into())),
+            "Saturday: Friday's slot is past"
+        );
+    }
+
+    #[test]
+    fn a_reader_with_nothing_new_and_no_watchlist_gets_an_empty_digest() {
+        let content = content();
+        let caught_up = ReaderDue { since: at(18), ..due("") };
+        assert!(compose(&content, &caught_up).is_empty());
+    }
+}

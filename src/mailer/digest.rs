@@ -1,0 +1,149 @@
+//! The digest email: bulk mail, so it carries RFC 8058 one-click unsubscribe
+//! headers, a `List-Id`, and a visible unsubscribe and preferences link.
+
+use askama::Template;
+use lettre::Message;
+use lettre::message::header::{HeaderName, HeaderValue};
+
+use super::messages::{EmailLinks, compose_with_headers, render};
+use crate::jobs::digest::{PriceMove, ReaderDigest};
+use crate::store::Story;
+
+const MAX_SUBJECT_TITLE_CHARS: usize = 80;
+
+/// A price move as the templates show it.
+struct MoveRow {
+    symbol: String,
+    price: String,
+    change: String,
+    change_percent: String,
+    up: bool,
+    on_watchlist: bool,
+    as_of: String,
+}
+
+struct StoryItem<'a> {
+    story: &'a Story,
+    tickers: String,
+    published: String,
+}
+
+#[derive(Template)]
+#[template(path = "email/digest.html")]
+struct DigestHtml<'a> {
+    site_name: &'a str,
+    name: &'a str,
+    date: &'a str,
+    preheader: &'a str,
+    stories: &'a [StoryItem<'a>],
+    moves: &'a [MoveRow],
+    preferences_url: &'a str,
+    unsubscribe_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/digest.txt")]
+struct DigestText<'a> {
+    site_name: &'a str,
+    name: &'a str,
+    date: &'a str,
+    stories: &'a [StoryItem<'a>],
+    moves: &'a [MoveRow],
+    preferences_url: &'a str,
+    unsubscribe_url: &'a str,
+}
+
+pub fn digest_email(
+    links: &EmailLinks,
+    to: &str,
+    message_id: String,
+    name: &str,
+    manage_token: &str,
+    digest: &ReaderDigest<'_>,
+    edition_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Message, String> {
+    let preferences_url = format!("{}/preferences/{manage_token}", links.base_url);
+    let unsubscribe_url = format!("{}/unsubscribe/{manage_token}", links.base_url);
+    let local_time =
+        |at: chrono::DateTime<chrono::Utc>, format: &str| at.with_timezone(&links.time_zone).format(format).to_string();
+    let date = local_time(edition_at, "%A %-d %B %Y");
+    let stories: Vec<StoryItem> = digest
+        .stories
+        .iter()
+        .map(|story| StoryItem {
+            story,
+            tickers: story.tickers.join(", "),
+            published: local_time(story.published_at, "%-d %b, %H:%M"),
+        })
+        .collect();
+    let moves: Vec<MoveRow> =
+        digest.moves.iter().map(|m| move_row(m, &local_time(m.as_of, "%-d %b %H:%M %Z"))).collect();
+    let preheader = preheader(digest);
+    let html = DigestHtml {
+        site_name: &links.site_name,
+        name,
+        date: &date,
+        preheader: &preheader,
+        stories: &stories,
+        moves: &moves,
+        preferences_url: &preferences_url,
+        unsubscribe_url: &unsubscribe_url,
+    };
+    let text = DigestText {
+        site_name: &links.site_name,
+        name,
+        date: &date,
+        stories: &stories,
+        moves: &moves,
+        preferences_url: &preferences_url,
+        unsubscribe_url: &unsubscribe_url,
+    };
+    let headline = match digest.stories.first() {
+        Some(top) => top.title.chars().take(MAX_SUBJECT_TITLE_CHARS).collect::<String>(),
+        None => "your watchlist".into(),
+    };
+    let subject = format!("{} digest, {}: {headline}", links.site_name, local_time(edition_at, "%a %-d %b"));
+    let headers = vec![
+        header("List-Unsubscribe", format!("<{unsubscribe_url}>"))?,
+        header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into())?,
+        header("List-Id", list_id(links))?,
+    ];
+    compose_with_headers(links, to, message_id, &subject, headers, render(&text)?, render(&html)?)
+}
+
+fn header(name: &str, value: String) -> Result<HeaderValue, String> {
+    let name = HeaderName::new_from_ascii(name.to_string()).map_err(|e| format!("header {name}: {e}"))?;
+    Ok(HeaderValue::new(name, value))
+}
+
+/// `Stock News digest <digest.news.example>` (RFC 2919): a phrase of plain
+/// characters, and an id under the sender's domain.
+fn list_id(links: &EmailLinks) -> String {
+    let phrase: String =
+        links.site_name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ' ' || *c == '-').collect();
+    format!("{} digest <digest.{}>", phrase.trim(), links.message_domain())
+}
+
+/// The line a mail client shows after the subject.
+fn preheader(digest: &ReaderDigest<'_>) -> String {
+    let stories = match digest.stories.len() {
+        0 => "No new stories".to_string(),
+        1 => "1 new story".to_string(),
+        n => format!("{n} new stories"),
+    };
+    let moves: Vec<String> =
+        digest.moves.iter().take(3).map(|m| format!("{} {:+.2}%", m.symbol, m.change_percent)).collect();
+    if moves.is_empty() { stories } else { format!("{stories} · {}", moves.join(" · ")) }
+}
+
+fn move_row(price_move: &PriceMove, as_of: &str) -> MoveRow {
+    MoveRow {
+        symbol: price_move.symbol.clone(),
+        price: format!("{:.2}", price_move.price),
+        change: format!("{:+.2}", price_move.change),
+        change_percent: format!("{:+.2}%", price_move.change_percent),
+        up: price_move.change >= 0.0,
+        on_watchlist: price_move.on_watchlist,
+        as_of: as_of.to_string(),
+    }
+}

@@ -1,0 +1,234 @@
+//! Digest editions. An edition is created once per schedule slot (the slot
+//! is unique, so several instances or a restart make exactly one), snapshots
+//! the stories and quotes it will show, and queues one delivery per reader in
+//! a single set-based statement, all in one transaction.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::stories::{StoryRow, story_columns};
+use super::{Store, StoreError, StoreResult, StoredQuote, Story, in_transaction, on_reader};
+use crate::domain::DigestFrequency;
+
+/// What every reader of one edition is shown from (each sees the part that
+/// is new to them), so a retry renders the same message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EditionContent {
+    pub created_at: DateTime<Utc>,
+    pub stories: Vec<Story>,
+    pub quotes: Vec<StoredQuote>,
+}
+
+/// One digest run: which readers, which slot, and how far back stories go.
+#[derive(Debug, Clone)]
+pub struct DigestRun {
+    pub frequency: DigestFrequency,
+    /// Unique per run: the schedule slot, or a one-off key for a manual run.
+    pub slot: String,
+    pub now: DateTime<Utc>,
+    /// Stories published before this are never sent, however long a reader has waited.
+    pub oldest_story: DateTime<Utc>,
+    pub max_stories: u32,
+    /// Send readers with no new story their watchlist's moves anyway.
+    pub send_empty: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditionCreated {
+    pub id: Uuid,
+    pub recipients: u64,
+    pub stories: usize,
+    pub quotes: usize,
+}
+
+/// How an edition's deliveries stand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EditionProgress {
+    pub queued: i64,
+    pub sending: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub suppressed: i64,
+}
+
+impl EditionProgress {
+    pub fn total(&self) -> i64 {
+        self.queued + self.sending + self.sent + self.failed + self.suppressed
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.queued == 0 && self.sending == 0
+    }
+}
+
+/// The readers a digest run goes to ($1 frequency, $2 send_empty, $3 now,
+/// $4 oldest story): confirmed, on this frequency, and with a story they
+/// have not had (stored after their last digest, published after they
+/// confirmed).
+macro_rules! digest_recipients {
+    () => {
+        " FROM subscribers s WHERE s.status = 'confirmed' AND s.digest_frequency = $1 \
+          AND ($2 OR EXISTS (SELECT 1 FROM stories st WHERE NOT st.hidden \
+              AND st.created_at > COALESCE(s.last_digest_at, s.confirmed_at) AND st.created_at <= $3 \
+              AND st.published_at >= s.confirmed_at AND st.published_at > $4))"
+    };
+}
+
+// Each delivery's payload keeps what its reader is due (stories stored after
+// `since`, published after `confirmed_at`) and their watchlist at this moment.
+const QUEUE_SQLITE: &str = concat!(
+    "INSERT INTO deliveries (id, kind, subscriber_id, recipient, payload, status, attempts, next_attempt_at, \
+         created_at, updated_at, edition_id) \
+     SELECT randomblob(16), 'digest', s.id, s.email, \
+         json_object('since', COALESCE(s.last_digest_at, s.confirmed_at), 'confirmed_at', s.confirmed_at, \
+             'watchlist', s.tickers), \
+         'queued', 0, $3, $3, $3, $5",
+    digest_recipients!()
+);
+
+const QUEUE_POSTGRES: &str = concat!(
+    "INSERT INTO deliveries (id, kind, subscriber_id, recipient, payload, status, attempts, next_attempt_at, \
+         created_at, updated_at, edition_id) \
+     SELECT gen_random_uuid(), 'digest', s.id, s.email, \
+         json_build_object('since', COALESCE(s.last_digest_at, s.confirmed_at), 'confirmed_at', s.confirmed_at, \
+             'watchlist', s.tickers)::text, \
+         'queued', 0, $3, $3, $3, $5",
+    digest_recipients!()
+);
+
+const SNAPSHOT_STORIES: &str = concat!(
+    "SELECT ",
+    story_columns!(),
+    " FROM stories WHERE NOT hidden AND created_at <= $1 AND published_at > $2 \
+     ORDER BY published_at DESC, created_at DESC LIMIT $3"
+);
+
+const SNAPSHOT_QUOTES: &str =
+    "SELECT symbol, price, previous_close, currency, as_of, source FROM latest_quotes ORDER BY symbol";
+
+impl Store {
+    /// Creates the edition for `run.slot` and queues its deliveries, or
+    /// returns `None` when that slot already has its edition.
+    pub async fn create_digest_edition(&self, run: &DigestRun) -> StoreResult<Option<EditionCreated>> {
+        let queue = match self {
+            Store::Sqlite { .. } => QUEUE_SQLITE,
+            Store::Postgres(_) => QUEUE_POSTGRES,
+        };
+        let created = in_transaction!(self, |tx| {
+            let id: Option<Uuid> = sqlx::query_scalar(
+                "INSERT INTO editions (id, kind, slot, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (slot) DO NOTHING RETURNING id",
+            )
+            .bind(Uuid::new_v4())
+            .bind(run.frequency.as_str())
+            .bind(&run.slot)
+            .bind(run.now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match id {
+                None => None,
+                Some(id) => {
+                    let stories: Vec<StoryRow> = sqlx::query_as(SNAPSHOT_STORIES)
+                        .bind(run.now)
+                        .bind(run.oldest_story)
+                        .bind(i64::from(run.max_stories))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let quotes: Vec<StoredQuote> = sqlx::query_as(SNAPSHOT_QUOTES).fetch_all(&mut *tx).await?;
+                    let content = EditionContent {
+                        created_at: run.now,
+                        stories: stories.into_iter().map(Story::from).collect(),
+                        quotes,
+                    };
+                    let recipients = sqlx::query(queue)
+                        .bind(run.frequency.as_str())
+                        .bind(run.send_empty)
+                        .bind(run.now)
+                        .bind(run.oldest_story)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    sqlx::query(
+                        "UPDATE subscribers SET last_digest_at = $1 \
+                         WHERE id IN (SELECT subscriber_id FROM deliveries WHERE edition_id = $2)",
+                    )
+                    .bind(run.now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("UPDATE editions SET content = $1, recipients = $2 WHERE id = $3")
+                        .bind(serde_json::to_string(&content).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                        .bind(i64::try_from(recipients).unwrap_or(i64::MAX))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    Some(EditionCreated {
+                        id,
+                        recipients,
+                        stories: content.stories.len(),
+                        quotes: content.quotes.len(),
+                    })
+                }
+            }
+        });
+        Ok(created)
+    }
+
+    /// What a run would do, without doing it: how many readers, and the stories it would snapshot.
+    pub async fn preview_digest(&self, run: &DigestRun) -> StoreResult<(i64, Vec<Story>)> {
+        on_reader!(self, |pool| {
+            let recipients: i64 = sqlx::query_scalar(concat!("SELECT COUNT(*)", digest_recipients!()))
+                .bind(run.frequency.as_str())
+                .bind(run.send_empty)
+                .bind(run.now)
+                .bind(run.oldest_story)
+                .fetch_one(pool)
+                .await?;
+            let stories: Vec<StoryRow> = sqlx::query_as(SNAPSHOT_STORIES)
+                .bind(run.now)
+                .bind(run.oldest_story)
+                .bind(i64::from(run.max_stories))
+                .fetch_all(pool)
+                .await?;
+            Ok((recipients, stories.into_iter().map(Story::from).collect()))
+        })
+    }
+
+    pub async fn edition_exists(&self, slot: &str) -> StoreResult<bool> {
+        let found: Option<Uuid> = on_reader!(self, |pool| {
+            sqlx::query_scalar("SELECT id FROM editions WHERE slot = $1").bind(slot).fetch_optional(pool).await
+        })?;
+        Ok(found.is_some())
+    }
+
+    pub async fn edition_content(&self, id: Uuid) -> StoreResult<Option<EditionContent>> {
+        let content: Option<String> = on_reader!(self, |pool| {
+            sqlx::query_scalar("SELECT content FROM editions WHERE id = $1").bind(id).fetch_optional(pool).await
+        })?;
+        content
+            .map(|c| serde_json::from_str(&c).map_err(|e| StoreError::Corrupt(format!("edition {id} content: {e}"))))
+            .transpose()
+    }
+
+    pub async fn edition_progress(&self, id: Uuid) -> StoreResult<EditionProgress> {
+        let counts: Vec<(String, i64)> = on_reader!(self, |pool| {
+            sqlx::query_as("SELECT status, COUNT(*) FROM deliveries WHERE edition_id = $1 GROUP BY status")
+                .bind(id)
+                .fetch_all(pool)
+                .await
+        })?;
+        let mut progress = EditionProgress::default();
+        for (status, count) in counts {
+            match status.as_str() {
+                "queued" => progress.queued = count,
+                "sending" => progress.sending = count,
+                "sent" => progress.sent = count,
+                "failed" => progress.failed = count,
+                _ => progress.suppressed += count,
+            }
+        }
+        Ok(progress)
+    }
+}

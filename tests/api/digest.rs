@@ -1,0 +1,141 @@
+//! Digests: `tickermail digest` creates an edition from the stories and
+//! quotes that came in, and each confirmed reader gets what is new to them,
+//! once, as bulk mail with one-click unsubscribe.
+
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::json;
+use tickermail::domain::DigestFrequency;
+use tickermail::jobs::digest::digest_run;
+use tickermail::store::Store;
+
+use crate::cli::tickermail;
+use crate::helpers::{TEST_ADMIN_TOKEN, TEST_SECRET_KEY, TestApp, spawn_app};
+
+impl TestApp {
+    /// Runs `tickermail digest` against this app's database, sending to its SMTP sink.
+    async fn run_digest_command(&self, args: &[&str]) -> String {
+        let output = tickermail()
+            .env("DATABASE_URL", &self.database_url)
+            .env("SMTP_URL", format!("smtp://127.0.0.1:{}?tls=none", self.smtp.port))
+            .env("SECRET_KEY", TEST_SECRET_KEY)
+            .env("BASE_URL", &self.address)
+            .env("MAIL_FROM", "Stock News <news@stocknews.example>")
+            .env("WORKER_POLL_MS", "100")
+            .arg("digest")
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        stdout
+    }
+
+    async fn push_story(&self, title: &str, url: &str, published_at: &str) {
+        let story = json!({"title": title, "url": url, "published_at": published_at, "summary": "Summary & more."});
+        let response = self.post_admin_json("/admin/api/stories", &story, Some(TEST_ADMIN_TOKEN)).await;
+        assert_eq!(response.status(), 201);
+    }
+}
+
+fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+#[tokio::test]
+async fn a_confirmed_reader_gets_new_stories_and_their_watchlist_moves_once() {
+    let app = spawn_app().await;
+    app.sign_up_and_confirm("reader@example.com").await;
+    app.sign_up("pending@example.com").await;
+    app.push_quotes(&json!([
+        {"symbol": "NOK", "price": 5.5, "previous_close": 5.0, "as_of": now_rfc3339()},
+        {"symbol": "MSFT", "price": 380.0, "previous_close": 400.0, "as_of": now_rfc3339()},
+    ]))
+    .await;
+    app.push_story("Before you joined (NYSE:NOK)", "https://news.example/old", "2026-01-05T12:00:00Z").await;
+    app.push_story(
+        "Microsoft (NASDAQ:MSFT) says &lt;script&gt;alert(1)&lt;/script&gt; is not a product",
+        "https://news.example/msft",
+        &now_rfc3339(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    app.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
+
+    let output = app.run_digest_command(&[]).await;
+    assert!(output.contains("1 recipients, 1 sent, 0 failed"), "{output}");
+
+    let digest = app.smtp.wait_for_mails_to("reader@example.com", 3, Duration::from_secs(10)).await.pop().unwrap();
+    let subject = digest.header("Subject").unwrap();
+    assert!(
+        subject.starts_with("Stock News digest, ") && subject.ends_with(": Nokia (NYSE:NOK) wins a deal"),
+        "{subject}"
+    );
+    let unsubscribe = digest.header("List-Unsubscribe").unwrap();
+    assert!(unsubscribe.starts_with(&format!("<{}/unsubscribe/", app.address)), "{unsubscribe}");
+    assert_eq!(digest.header("List-Unsubscribe-Post").as_deref(), Some("List-Unsubscribe=One-Click"));
+    assert_eq!(digest.header("List-Id").as_deref(), Some("Stock News digest <digest.stocknews.example>"));
+    assert!(digest.header("Message-ID").unwrap().ends_with("@stocknews.example>"));
+
+    let text = digest.text();
+    let nokia = text.find("Nokia (NYSE:NOK) wins a deal").expect("the watchlist story");
+    let microsoft = text.find("Microsoft (NASDAQ:MSFT)").expect("the other story");
+    assert!(nokia < microsoft, "stories about the watchlist come first:\n{text}");
+    assert!(!text.contains("Before you joined"), "nothing from before confirming:\n{text}");
+    assert!(text.contains("NOK *  5.50  +0.50  +10.00%"), "{text}");
+    assert!(text.contains("MSFT  380.00  -20.00  -5.00%"), "{text}");
+    assert!(text.contains("https://news.example/nokia"));
+    let html = digest.html();
+    assert!(html.contains("&#60;script&#62;") && !html.contains("<script>"), "a hostile title is escaped:\n{html}");
+    assert!(html.contains("Unsubscribe</a>"));
+
+    let output = app.run_digest_command(&[]).await;
+    assert!(output.contains("0 recipients"), "nothing new, nothing sent: {output}");
+
+    let token = unsubscribe.trim_matches(['<', '>']).rsplit('/').next().unwrap().to_string();
+    assert_eq!(app.post_one_click_unsubscribe(&token).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_dry_run_says_what_would_be_sent_and_sends_nothing() {
+    let app = spawn_app().await;
+    app.sign_up_and_confirm("reader@example.com").await;
+    app.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
+
+    let output = app.run_digest_command(&["--dry-run"]).await;
+    assert!(output.contains("would go to 1 readers"), "{output}");
+    assert!(output.contains("Nokia (NYSE:NOK) wins a deal"), "{output}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.smtp.mails_to("reader@example.com").len(), 2, "confirmation and welcome only");
+
+    let output = app.run_digest_command(&["--weekly"]).await;
+    assert!(output.contains("0 recipients"), "the reader is on the daily digest: {output}");
+    let output = app.run_digest_command(&[]).await;
+    assert!(output.contains("1 recipients, 1 sent"), "the dry run moved nothing: {output}");
+}
+
+#[tokio::test]
+async fn two_instances_firing_the_same_slot_make_exactly_one_edition() {
+    let app = spawn_app().await;
+    app.sign_up_and_confirm("reader@example.com").await;
+    app.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
+    let other_instance = Store::connect(&app.database_url).await.unwrap();
+    let slot = "daily:2026-11-25T22:30Z".to_string();
+    let now = tickermail::store::now();
+    let run = digest_run(DigestFrequency::Daily, slot, now, false);
+
+    let (first, second) =
+        tokio::join!(app.store.create_digest_edition(&run), other_instance.create_digest_edition(&run));
+    let created: Vec<_> = [first.unwrap(), second.unwrap()].into_iter().flatten().collect();
+    assert_eq!(created.len(), 1, "one edition per slot");
+    assert_eq!(created[0].recipients, 1);
+    assert!(
+        app.store.create_digest_edition(&run).await.unwrap().is_none(),
+        "a restart in the same minute adds nothing"
+    );
+    app.smtp.wait_for_mails_to("reader@example.com", 3, Duration::from_secs(10)).await;
+    app.wait_until_outbox_idle().await;
+    assert_eq!(app.smtp.mails_to("reader@example.com").len(), 3, "the digest went out once");
+}
