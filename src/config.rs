@@ -118,6 +118,9 @@ pub struct Settings {
     pub digest_max_lateness: Duration,
     /// Send readers with no new story a digest of their watchlist's moves anyway.
     pub digest_send_empty: bool,
+    pub alert_check_interval: Duration,
+    /// Quotes older than this never alert (a closed market's last price).
+    pub alert_max_quote_age: Duration,
 }
 
 const SECRET_KEY_MIN_LEN: usize = 32;
@@ -248,6 +251,8 @@ impl Settings {
             weekly_digest_schedule: vars.cron("WEEKLY_DIGEST_SCHEDULE", "0 9 * * 6")?,
             digest_max_lateness: Duration::from_secs(60 * vars.parsed::<u64>("DIGEST_MAX_LATENESS_MINUTES", 120)?),
             digest_send_empty: vars.flag("DIGEST_SEND_EMPTY", false)?,
+            alert_check_interval: vars.seconds_at_least_one("ALERT_CHECK_SECONDS", 300)?,
+            alert_max_quote_age: Duration::from_secs(60 * vars.parsed::<u64>("ALERT_MAX_QUOTE_AGE_MINUTES", 30)?),
         })
     }
 }

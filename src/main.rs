@@ -5,7 +5,7 @@ use tickermail::config::Settings;
 use tickermail::domain::DigestFrequency;
 use tickermail::jobs::ingest::Ingest;
 use tickermail::sources::feeds::FeedOutcome;
-use tickermail::startup::{Application, DigestOutcome, connect_and_migrate, run_digest_now};
+use tickermail::startup::{Application, DigestOutcome, connect_and_migrate, run_alerts_now, run_digest_now};
 use tickermail::telemetry;
 
 /// tickermail: a self-hosted newsletter and stock-alert mailer.
@@ -32,6 +32,13 @@ enum Command {
         #[arg(long)]
         weekly: bool,
         /// Print what would be sent and to how many readers; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check price moves against every reader's watchlist and threshold now,
+    /// send the alerts that are due, and print what was sent.
+    Alerts {
+        /// Print how many alerts are due; queue and send nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -80,6 +87,26 @@ fn main() -> ExitCode {
                 let frequency = if weekly { DigestFrequency::Weekly } else { DigestFrequency::Daily };
                 let outcome = run_digest_now(&settings, frequency, dry_run).await.map_err(|e| e.to_string())?;
                 print_digest_outcome(frequency, &outcome);
+                Ok(())
+            }
+            Command::Alerts { dry_run } => {
+                let outcome = run_alerts_now(&settings, dry_run).await.map_err(|e| e.to_string())?;
+                let report = &outcome.report;
+                match &outcome.progress {
+                    None => println!(
+                        "dry run: {} alerts due, from {} fresh quotes; nothing was sent",
+                        report.due, report.fresh_quotes
+                    ),
+                    Some(progress) => println!(
+                        "alerts: {} due, {} queued, {} sent, {} failed, {} suppressed, in {:.1}s",
+                        report.due,
+                        report.queued.len(),
+                        progress.sent,
+                        progress.failed,
+                        progress.suppressed,
+                        outcome.took.as_secs_f64()
+                    ),
+                }
                 Ok(())
             }
             Command::Ingest { feeds, quotes } => {

@@ -15,12 +15,13 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::{Environment, Settings};
 use crate::domain::DigestFrequency;
+use crate::jobs::alerts::{AlertReport, check_alerts};
 use crate::jobs::digest::digest_run;
 use crate::jobs::ingest::Ingest;
-use crate::jobs::scheduler::{self, DigestSchedules, PollIntervals};
+use crate::jobs::scheduler::{self, AlertSchedule, DigestSchedules, PollIntervals};
 use crate::jobs::worker::{DeliveryWorker, WorkerSettings};
 use crate::mailer::{EmailLinks, Mailer};
-use crate::store::{EditionCreated, EditionProgress, Story};
+use crate::store::{DeliveryProgress, EditionCreated, Story};
 use crate::store::{SignupWriter, Store};
 use crate::tokens::TokenKey;
 use crate::web::{AppState, PUBLIC_BODY_LIMIT, SignupLimiter, configure, security_headers};
@@ -105,7 +106,9 @@ impl Application {
         let ingest = Arc::new(Ingest::new(store.clone(), &settings));
         let every = PollIntervals { feeds: settings.feed_poll_interval, quotes: settings.quote_poll_interval };
         let digests = DigestSchedules::from_settings(&settings);
-        let scheduler = scheduler::start(store.clone(), ingest, every, digests).await?;
+        let alerts =
+            AlertSchedule { every: settings.alert_check_interval, max_quote_age: settings.alert_max_quote_age };
+        let scheduler = scheduler::start(store.clone(), ingest, every, digests, alerts).await?;
 
         let signup_limiter = SignupLimiter::new(settings.signup_limit_per_hour);
         tokio::spawn(forget_idle_clients(signup_limiter.clone(), stop_background.clone()));
@@ -181,7 +184,7 @@ pub enum DigestOutcome {
     },
     Sent {
         edition: EditionCreated,
-        progress: EditionProgress,
+        progress: DeliveryProgress,
         took: Duration,
     },
 }
@@ -205,20 +208,60 @@ pub async fn run_digest_now(
     }
     let started = std::time::Instant::now();
     let edition = store.create_digest_edition(&run).await?.expect("a new one-off slot is always free");
-    let tokens = token_key(settings, &store).await?;
+    let worker = delivery_worker(settings, &store).await?;
+    let progress = drain(&worker, settings, || store.edition_progress(edition.id)).await?;
+    Ok(DigestOutcome::Sent { edition, progress, took: started.elapsed() })
+}
+
+/// What `tickermail alerts` did: the check, and (unless a dry run) how its alerts were delivered.
+pub struct AlertsOutcome {
+    pub report: AlertReport,
+    pub progress: Option<DeliveryProgress>,
+    pub took: Duration,
+}
+
+/// Runs the price-alert check now and delivers what it queued, like `run_digest_now`.
+pub async fn run_alerts_now(settings: &Settings, dry_run: bool) -> Result<AlertsOutcome, StartupError> {
+    let store = connect_and_migrate(settings).await?;
+    let started = std::time::Instant::now();
+    let report = check_alerts(&store, crate::store::now(), settings.alert_max_quote_age, dry_run).await?;
+    let progress = if dry_run {
+        None
+    } else {
+        let worker = delivery_worker(settings, &store).await?;
+        Some(drain(&worker, settings, || store.deliveries_progress(&report.queued)).await?)
+    };
+    Ok(AlertsOutcome { report, progress, took: started.elapsed() })
+}
+
+/// A delivery worker of a command's own.
+async fn delivery_worker(settings: &Settings, store: &Store) -> Result<DeliveryWorker, StartupError> {
+    let tokens = token_key(settings, store).await?;
     let mailer = Mailer::new(&settings.mail_transport, settings.send_concurrency).map_err(StartupError::Mailer)?;
-    let worker = DeliveryWorker::new(
+    Ok(DeliveryWorker::new(
         store.clone(),
         mailer,
         email_links(settings),
         tokens,
         WorkerSettings::from_settings(settings),
         Arc::new(Notify::new()),
-    );
+    ))
+}
+
+/// Works the outbox until `progress` says every delivery is sent, failed or suppressed.
+async fn drain<F, Fut>(
+    worker: &DeliveryWorker,
+    settings: &Settings,
+    progress: F,
+) -> Result<DeliveryProgress, StartupError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<DeliveryProgress, crate::store::StoreError>>,
+{
     loop {
-        let progress = store.edition_progress(edition.id).await?;
-        if progress.is_done() {
-            return Ok(DigestOutcome::Sent { edition, progress, took: started.elapsed() });
+        let now = progress().await?;
+        if now.is_done() {
+            return Ok(now);
         }
         if worker.run_once().await? == 0 {
             tokio::time::sleep(settings.worker_poll_interval).await;

@@ -3,7 +3,7 @@ CREATE TABLE editions (
     kind TEXT NOT NULL,
     slot TEXT NOT NULL UNIQUE,
     content TEXT NOT NULL DEFAULT '{}',
-    recipients INTEGER NOT NULL DEFAULT 0,
+    recipients BIGINT NOT NULL DEFAULT 0,
     created_at TIMESTAMPTZ NOT NULL
 );
 

@@ -1,6 +1,7 @@
 //! Background work: the delivery worker that drains the outbox, bringing
 //! stories and quotes in, and the scheduler that fires periodic jobs.
 
+pub mod alerts;
 pub mod digest;
 pub mod ingest;
 pub mod scheduler;

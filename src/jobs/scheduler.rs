@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
+use super::alerts::check_alerts;
 use super::digest::{SlotCheck, digest_run, latest_slot};
 use super::ingest::{Ingest, us_market_is_open};
 use crate::config::Settings;
@@ -21,6 +22,12 @@ const QUEUE_REPORT_SCHEDULE: &str = "0 */5 * * * *";
 /// worked out in the site's zone each time, so a DST change never shifts it
 /// (tokio-cron-scheduler keeps a zone's offset from when a job was made).
 const DIGEST_CHECK_SCHEDULE: &str = "0 * * * * *";
+
+/// How often price alerts are checked, and how old a quote may be to alert.
+pub struct AlertSchedule {
+    pub every: Duration,
+    pub max_quote_age: Duration,
+}
 
 /// When digests go out.
 #[derive(Clone)]
@@ -50,7 +57,7 @@ pub struct PollIntervals {
     pub quotes: Duration,
 }
 
-/// Starts the scheduler with its jobs: the daily and weekly digests, the
+/// Starts the scheduler with its jobs: the daily and weekly digests, price alerts, the
 /// feed poll, the quote poll during US market hours, and a report of the
 /// outbox's depth so a stuck queue shows in the logs.
 pub async fn start(
@@ -58,8 +65,20 @@ pub async fn start(
     ingest: Arc<Ingest>,
     every: PollIntervals,
     digests: DigestSchedules,
+    alerts: AlertSchedule,
 ) -> Result<JobScheduler, JobSchedulerError> {
     let scheduler = JobScheduler::new().await?;
+    let alert_store = store.clone();
+    scheduler
+        .add(Job::new_repeated_async(alerts.every, move |_, _| {
+            let store = alert_store.clone();
+            Box::pin(async move {
+                if let Err(error) = check_alerts(&store, crate::store::now(), alerts.max_quote_age, false).await {
+                    tracing::error!(%error, "alert check failed");
+                }
+            })
+        })?)
+        .await?;
     let report_store = store.clone();
     scheduler
         .add(Job::new_async(QUEUE_REPORT_SCHEDULE, move |_, _| {

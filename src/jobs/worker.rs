@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::domain::SubscriberStatus;
+use crate::jobs::alerts::AlertPayload;
 use crate::jobs::digest::{ReaderDue, compose};
-use crate::mailer::{EmailLinks, Mailer, SendError, confirmation_email, digest_email, welcome_email};
+use crate::mailer::{EmailLinks, Mailer, SendError, alert_email, confirmation_email, digest_email, welcome_email};
 use crate::store::{ClaimedDelivery, DeliveryKind, EditionContent, FinalStatus, Store, StoreError};
 use crate::tokens::TokenKey;
 
@@ -308,6 +309,28 @@ impl DeliveryWorker {
                     &token,
                     &digest,
                     edition.created_at,
+                )
+            }
+            DeliveryKind::Alert => {
+                // The reader may have changed their mind since the alert was queued.
+                if subscriber.status != SubscriberStatus::Confirmed || !subscriber.alerts_enabled {
+                    return Rendered::Suppress("the reader no longer takes alerts".into());
+                }
+                let alert: AlertPayload = match serde_json::from_value(delivery.payload.clone()) {
+                    Ok(alert) => alert,
+                    Err(error) => return Rendered::Fail(format!("alert payload: {error}")),
+                };
+                if !subscriber.watchlist.tickers().iter().any(|t| t.as_str() == alert.symbol) {
+                    return Rendered::Suppress(format!("{} is no longer on the watchlist", alert.symbol));
+                }
+                let token = self.tokens.manage_token(subscriber.id, &subscriber.token_nonce);
+                alert_email(
+                    &self.links,
+                    &subscriber.email,
+                    self.links.message_id(delivery.id),
+                    &subscriber.name,
+                    &token,
+                    &alert,
                 )
             }
         };

@@ -3,9 +3,8 @@
 
 use askama::Template;
 use lettre::Message;
-use lettre::message::header::{HeaderName, HeaderValue};
 
-use super::messages::{EmailLinks, compose_with_headers, render};
+use super::messages::{EmailLinks, bulk_headers, compose_with_headers, render};
 use crate::jobs::digest::{PriceMove, ReaderDigest};
 use crate::store::Story;
 
@@ -103,25 +102,8 @@ pub fn digest_email(
         None => "your watchlist".into(),
     };
     let subject = format!("{} digest, {}: {headline}", links.site_name, local_time(edition_at, "%a %-d %b"));
-    let headers = vec![
-        header("List-Unsubscribe", format!("<{unsubscribe_url}>"))?,
-        header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into())?,
-        header("List-Id", list_id(links))?,
-    ];
+    let headers = bulk_headers(links, "digest", &unsubscribe_url)?;
     compose_with_headers(links, to, message_id, &subject, headers, render(&text)?, render(&html)?)
-}
-
-fn header(name: &str, value: String) -> Result<HeaderValue, String> {
-    let name = HeaderName::new_from_ascii(name.to_string()).map_err(|e| format!("header {name}: {e}"))?;
-    Ok(HeaderValue::new(name, value))
-}
-
-/// `Stock News digest <digest.news.example>` (RFC 2919): a phrase of plain
-/// characters, and an id under the sender's domain.
-fn list_id(links: &EmailLinks) -> String {
-    let phrase: String =
-        links.site_name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ' ' || *c == '-').collect();
-    format!("{} digest <digest.{}>", phrase.trim(), links.message_domain())
 }
 
 /// The line a mail client shows after the subject.

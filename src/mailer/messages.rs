@@ -4,7 +4,7 @@
 use askama::Template;
 use chrono::{DateTime, Utc};
 use lettre::Message;
-use lettre::message::header::{ContentType, HeaderValue};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 
 /// What every email needs to know about the site it comes from.
@@ -116,6 +116,24 @@ pub fn welcome_email(
         watchlist,
     };
     compose(links, to, message_id, &format!("Welcome to {}", links.site_name), render(&text)?, render(&html)?)
+}
+
+/// The headers of bulk mail (digests, alerts): RFC 8058 one-click
+/// unsubscribe, and a `List-Id` per list (`Stock News digest
+/// <digest.news.example>`, RFC 2919) so readers can filter each.
+pub(super) fn bulk_headers(links: &EmailLinks, list: &str, unsubscribe_url: &str) -> Result<Vec<HeaderValue>, String> {
+    let header = |name: &str, value: String| {
+        HeaderName::new_from_ascii(name.to_string())
+            .map(|name| HeaderValue::new(name, value))
+            .map_err(|e| format!("header {name}: {e}"))
+    };
+    let phrase: String =
+        links.site_name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ' ' || *c == '-').collect();
+    Ok(vec![
+        header("List-Unsubscribe", format!("<{unsubscribe_url}>"))?,
+        header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into())?,
+        header("List-Id", format!("{} {list} <{list}.{}>", phrase.trim(), links.message_domain()))?,
+    ])
 }
 
 pub(super) fn render(template: &impl Template) -> Result<String, String> {

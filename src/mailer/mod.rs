@@ -1,6 +1,7 @@
 //! Composing emails and handing them to SMTP, or writing them as `.eml` files
 //! when no SMTP server is configured.
 
+mod alert;
 mod digest;
 mod messages;
 mod smtp;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 use lettre::Message;
 
+pub use alert::alert_email;
 pub use digest::digest_email;
 pub use messages::{EmailLinks, confirmation_email, welcome_email};
 

@@ -14,6 +14,7 @@ pub enum DeliveryKind {
     Confirmation,
     Welcome,
     Digest,
+    Alert,
 }
 
 impl DeliveryKind {
@@ -22,6 +23,7 @@ impl DeliveryKind {
             Self::Confirmation => "confirmation",
             Self::Welcome => "welcome",
             Self::Digest => "digest",
+            Self::Alert => "alert",
         }
     }
 
@@ -30,6 +32,7 @@ impl DeliveryKind {
             "confirmation" => Some(Self::Confirmation),
             "welcome" => Some(Self::Welcome),
             "digest" => Some(Self::Digest),
+            "alert" => Some(Self::Alert),
             _ => None,
         }
     }

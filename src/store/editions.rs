@@ -44,7 +44,7 @@ pub struct EditionCreated {
 
 /// How an edition's deliveries stand.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct EditionProgress {
+pub struct DeliveryProgress {
     pub queued: i64,
     pub sending: i64,
     pub sent: i64,
@@ -52,7 +52,7 @@ pub struct EditionProgress {
     pub suppressed: i64,
 }
 
-impl EditionProgress {
+impl DeliveryProgress {
     pub fn total(&self) -> i64 {
         self.queued + self.sending + self.sent + self.failed + self.suppressed
     }
@@ -212,14 +212,47 @@ impl Store {
             .transpose()
     }
 
-    pub async fn edition_progress(&self, id: Uuid) -> StoreResult<EditionProgress> {
+    pub async fn edition_progress(&self, id: Uuid) -> StoreResult<DeliveryProgress> {
         let counts: Vec<(String, i64)> = on_reader!(self, |pool| {
             sqlx::query_as("SELECT status, COUNT(*) FROM deliveries WHERE edition_id = $1 GROUP BY status")
                 .bind(id)
                 .fetch_all(pool)
                 .await
         })?;
-        let mut progress = EditionProgress::default();
+        Ok(DeliveryProgress::from_counts(counts))
+    }
+
+    /// How the deliveries `ids` stand.
+    pub async fn deliveries_progress(&self, ids: &[Uuid]) -> StoreResult<DeliveryProgress> {
+        let mut counts = Vec::new();
+        for chunk in ids.chunks(500) {
+            let chunk_counts: Vec<(String, i64)> = match self {
+                Store::Sqlite { reader, .. } => {
+                    let hex: Vec<String> = chunk.iter().map(|id| id.simple().to_string()).collect();
+                    sqlx::query_as(
+                        "SELECT status, COUNT(*) FROM deliveries \
+                         WHERE id IN (SELECT unhex(value) FROM json_each($1)) GROUP BY status",
+                    )
+                    .bind(serde_json::to_string(&hex).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                    .fetch_all(reader)
+                    .await?
+                }
+                Store::Postgres(pool) => {
+                    sqlx::query_as("SELECT status, COUNT(*) FROM deliveries WHERE id = ANY($1) GROUP BY status")
+                        .bind(chunk)
+                        .fetch_all(pool)
+                        .await?
+                }
+            };
+            counts.extend(chunk_counts);
+        }
+        Ok(DeliveryProgress::from_counts(counts))
+    }
+}
+
+impl DeliveryProgress {
+    fn from_counts(counts: Vec<(String, i64)>) -> Self {
+        let mut progress = DeliveryProgress::default();
         for (status, count) in counts {
             match status.as_str() {
                 "queued" => progress.queued = count,
@@ -229,6 +262,6 @@ impl Store {
                 _ => progress.suppressed += count,
             }
         }
-        Ok(progress)
+        progress
     }
 }

@@ -4,6 +4,7 @@
 //! One SQL string usually serves both backends (`$N` placeholders,
 //! `ON CONFLICT`, `RETURNING`); where they differ, a method has two arms.
 
+mod alerts;
 mod deliveries;
 mod editions;
 mod quotes;
@@ -20,8 +21,9 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use alerts::{AlertTiers, AlertWatcher, DueAlert};
 pub use deliveries::{ClaimedDelivery, DeliveryCount, DeliveryKind, FinalStatus};
-pub use editions::{DigestRun, EditionContent, EditionCreated, EditionProgress};
+pub use editions::{DeliveryProgress, DigestRun, EditionContent, EditionCreated};
 pub use quotes::StoredQuote;
 pub use signup_writer::SignupWriter;
 pub use stories::{FeedState, NewStory, Story, StoryUpsert};

@@ -14,8 +14,8 @@ use crate::cli::tickermail;
 use crate::helpers::{TEST_ADMIN_TOKEN, TEST_SECRET_KEY, TestApp, spawn_app};
 
 impl TestApp {
-    /// Runs `tickermail digest` against this app's database, sending to its SMTP sink.
-    async fn run_digest_command(&self, args: &[&str]) -> String {
+    /// Runs `tickermail <args>` against this app's database, sending to its SMTP sink.
+    pub async fn run_command(&self, args: &[&str]) -> String {
         let output = tickermail()
             .env("DATABASE_URL", &self.database_url)
             .env("SMTP_URL", format!("smtp://127.0.0.1:{}?tls=none", self.smtp.port))
@@ -23,7 +23,6 @@ impl TestApp {
             .env("BASE_URL", &self.address)
             .env("MAIL_FROM", "Stock News <news@stocknews.example>")
             .env("WORKER_POLL_MS", "100")
-            .arg("digest")
             .args(args)
             .output()
             .await
@@ -64,7 +63,7 @@ async fn a_confirmed_reader_gets_new_stories_and_their_watchlist_moves_once() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     app.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
 
-    let output = app.run_digest_command(&[]).await;
+    let output = app.run_command(&["digest"]).await;
     assert!(output.contains("1 recipients, 1 sent, 0 failed"), "{output}");
 
     let digest = app.smtp.wait_for_mails_to("reader@example.com", 3, Duration::from_secs(10)).await.pop().unwrap();
@@ -91,7 +90,7 @@ async fn a_confirmed_reader_gets_new_stories_and_their_watchlist_moves_once() {
     assert!(html.contains("&#60;script&#62;") && !html.contains("<script>"), "a hostile title is escaped:\n{html}");
     assert!(html.contains("Unsubscribe</a>"));
 
-    let output = app.run_digest_command(&[]).await;
+    let output = app.run_command(&["digest"]).await;
     assert!(output.contains("0 recipients"), "nothing new, nothing sent: {output}");
 
     let token = unsubscribe.trim_matches(['<', '>']).rsplit('/').next().unwrap().to_string();
@@ -104,15 +103,15 @@ async fn a_dry_run_says_what_would_be_sent_and_sends_nothing() {
     app.sign_up_and_confirm("reader@example.com").await;
     app.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
 
-    let output = app.run_digest_command(&["--dry-run"]).await;
+    let output = app.run_command(&["digest", "--dry-run"]).await;
     assert!(output.contains("would go to 1 readers"), "{output}");
     assert!(output.contains("Nokia (NYSE:NOK) wins a deal"), "{output}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.smtp.mails_to("reader@example.com").len(), 2, "confirmation and welcome only");
 
-    let output = app.run_digest_command(&["--weekly"]).await;
+    let output = app.run_command(&["digest", "--weekly"]).await;
     assert!(output.contains("0 recipients"), "the reader is on the daily digest: {output}");
-    let output = app.run_digest_command(&[]).await;
+    let output = app.run_command(&["digest"]).await;
     assert!(output.contains("1 recipients, 1 sent"), "the dry run moved nothing: {output}");
 }
 
