@@ -76,6 +76,7 @@ fn stored_watchlist<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result
 pub struct PriceMove {
     pub symbol: String,
     pub price: f64,
+    pub currency: Option<String>,
     pub change: f64,
     pub change_percent: f64,
     pub as_of: DateTime<Utc>,
@@ -87,6 +88,7 @@ impl PriceMove {
         PriceMove {
             symbol: quote.symbol.clone(),
             price: quote.price,
+            currency: quote.currency.clone(),
             change: quote.price - quote.previous_close,
             change_percent: (quote.price / quote.previous_close - 1.0) * 100.0,
             as_of: quote.as_of,

@@ -12,6 +12,8 @@ const MAX_SUBJECT_TITLE_CHARS: usize = 80;
 
 /// A price move as the templates show it.
 struct MoveRow {
+    /// The whole row, in columns, for the text part.
+    text_line: String,
     symbol: String,
     price: String,
     change: String,
@@ -72,7 +74,7 @@ pub fn digest_email(
         .map(|story| StoryItem {
             story,
             tickers: story.tickers.join(", "),
-            published: local_time(story.published_at, "%-d %b, %H:%M"),
+            published: local_time(story.published_at, "%-d %b, %H:%M %Z"),
         })
         .collect();
     let moves: Vec<MoveRow> =
@@ -119,11 +121,19 @@ fn preheader(digest: &ReaderDigest<'_>) -> String {
 }
 
 fn move_row(price_move: &PriceMove, as_of: &str) -> MoveRow {
+    let price = match &price_move.currency {
+        Some(currency) => format!("{:.2} {currency}", price_move.price),
+        None => format!("{:.2}", price_move.price),
+    };
+    let change = format!("{:+.2}", price_move.change);
+    let change_percent = format!("{:+.2}%", price_move.change_percent);
+    let marked = format!("{}{}", price_move.symbol, if price_move.on_watchlist { " *" } else { "" });
     MoveRow {
+        text_line: format!("{marked:<12} {price:>14} {change:>9} {change_percent:>8}  {as_of}"),
         symbol: price_move.symbol.clone(),
-        price: format!("{:.2}", price_move.price),
-        change: format!("{:+.2}", price_move.change),
-        change_percent: format!("{:+.2}%", price_move.change_percent),
+        price,
+        change,
+        change_percent,
         up: price_move.change >= 0.0,
         on_watchlist: price_move.on_watchlist,
         as_of: as_of.to_string(),

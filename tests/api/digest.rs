@@ -83,8 +83,8 @@ async fn a_confirmed_reader_gets_new_stories_and_their_watchlist_moves_once() {
     let microsoft = text.find("Microsoft (NASDAQ:MSFT)").expect("the other story");
     assert!(nokia < microsoft, "stories about the watchlist come first:\n{text}");
     assert!(!text.contains("Before you joined"), "nothing from before confirming:\n{text}");
-    assert!(text.contains("NOK *  5.50  +0.50  +10.00%"), "{text}");
-    assert!(text.contains("MSFT  380.00  -20.00  -5.00%"), "{text}");
+    assert!(text.contains("NOK *                  5.50     +0.50  +10.00%"), "{text}");
+    assert!(text.contains("MSFT                 380.00    -20.00   -5.00%"), "{text}");
     assert!(text.contains("https://news.example/nokia"));
     let html = digest.html();
     assert!(html.contains("&#60;script&#62;") && !html.contains("<script>"), "a hostile title is escaped:\n{html}");
