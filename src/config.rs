@@ -96,6 +96,10 @@ pub struct Settings {
     /// only after this long, so a form cannot be used to flood an inbox.
     pub confirmation_resend_interval: Duration,
     pub send_concurrency: usize,
+    /// Messages per second over all recipients; 0 for no limit.
+    pub send_rate: u32,
+    /// Messages per second to one recipient domain; 0 for no limit.
+    pub send_rate_per_domain: u32,
     pub send_batch_size: u32,
     pub send_max_attempts: u32,
     pub send_retry_base: Duration,
@@ -235,6 +239,8 @@ impl Settings {
             confirmation_ttl: Duration::from_secs(3600 * vars.parsed::<u64>("CONFIRMATION_TTL_HOURS", 168)?),
             confirmation_resend_interval: Duration::from_secs(vars.parsed("CONFIRMATION_RESEND_SECONDS", 300)?),
             send_concurrency,
+            send_rate: vars.parsed("SEND_RATE", 0)?,
+            send_rate_per_domain: vars.parsed("SEND_RATE_PER_DOMAIN", 0)?,
             send_batch_size,
             send_max_attempts: vars.parsed("SEND_MAX_ATTEMPTS", 8)?,
             send_retry_base: Duration::from_secs(vars.parsed("SEND_RETRY_BASE_SECONDS", 30)?),

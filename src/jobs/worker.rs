@@ -3,11 +3,13 @@
 //! at any point leaves the row to be claimed again when its lease runs out.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::StreamExt;
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +37,10 @@ pub struct WorkerSettings {
     pub lease: Duration,
     pub poll_interval: Duration,
     pub confirmation_ttl: Duration,
+    /// Messages per second over all recipients; 0 for no limit.
+    pub rate: u32,
+    /// Messages per second to one recipient domain; 0 for no limit.
+    pub rate_per_domain: u32,
 }
 
 impl WorkerSettings {
@@ -47,6 +53,8 @@ impl WorkerSettings {
             lease: settings.send_lease,
             poll_interval: settings.worker_poll_interval,
             confirmation_ttl: settings.confirmation_ttl,
+            rate: settings.send_rate,
+            rate_per_domain: settings.send_rate_per_domain,
         }
     }
 }
@@ -60,6 +68,8 @@ pub struct DeliveryWorker {
     settings: WorkerSettings,
     wakeup: Arc<Notify>,
     editions: Arc<Mutex<HashMap<uuid::Uuid, Arc<EditionContent>>>>,
+    rate: Option<Arc<DefaultDirectRateLimiter>>,
+    rate_per_domain: Option<Arc<DefaultKeyedRateLimiter<String>>>,
 }
 
 /// What became of one claimed delivery, to be recorded.
@@ -86,7 +96,10 @@ impl DeliveryWorker {
         settings: WorkerSettings,
         wakeup: Arc<Notify>,
     ) -> Self {
-        Self { store, mailer, links, tokens, settings, wakeup, editions: Arc::default() }
+        let rate = NonZeroU32::new(settings.rate).map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
+        let rate_per_domain =
+            NonZeroU32::new(settings.rate_per_domain).map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n))));
+        Self { store, mailer, links, tokens, settings, wakeup, editions: Arc::default(), rate, rate_per_domain }
     }
 
     /// Drains the outbox until `shutdown` is cancelled; a batch in progress is
@@ -154,6 +167,9 @@ impl DeliveryWorker {
                 report_recorded(marked, sent.len());
             }
         }
+        if let Some(limiter) = &self.rate_per_domain {
+            limiter.retain_recent();
+        }
         tracing::info!(
             claimed,
             sent = tally.sent,
@@ -195,6 +211,7 @@ impl DeliveryWorker {
                     delivery.kind_name,
                     delivery.id.simple()
                 );
+                self.wait_for_rate_limits(&delivery.recipient).await;
                 match self.mailer.send(message, &file_stem).await {
                     Ok(()) => Disposition::Sent,
                     Err(error) => self.after_send_error(&delivery, error),
@@ -220,6 +237,17 @@ impl DeliveryWorker {
                 tracing::warn!(%reply, retry_in_secs = delay.as_secs_f64(), "delivery will be retried");
                 Disposition::Retry { error: reply, retry_at: crate::store::now() + delay }
             }
+        }
+    }
+
+    /// Waits for `SEND_RATE` and the recipient's domain's `SEND_RATE_PER_DOMAIN`.
+    async fn wait_for_rate_limits(&self, recipient: &str) {
+        if let Some(limiter) = &self.rate_per_domain {
+            let domain = recipient.rsplit_once('@').map_or(recipient, |(_, domain)| domain).to_ascii_lowercase();
+            limiter.until_key_ready(&domain).await;
+        }
+        if let Some(limiter) = &self.rate {
+            limiter.until_ready().await;
         }
     }
 

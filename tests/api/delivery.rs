@@ -71,3 +71,17 @@ async fn the_stats_api_counts_subscribers_and_deliveries_by_status() {
         .collect();
     assert_eq!(sent, vec![("confirmation".to_string(), 2), ("welcome".to_string(), 1)]);
 }
+
+#[tokio::test]
+async fn send_rate_spaces_out_the_messages() {
+    let app = crate::helpers::spawn_app_with(&[("SEND_RATE", "4")]).await;
+    let started = std::time::Instant::now();
+    for i in 0..8 {
+        assert_eq!(app.post_subscriptions_form(&format!("email=rate{i}%40example.com")).await.status(), 200);
+    }
+    for i in 0..8 {
+        app.smtp.wait_for_mail_to(&format!("rate{i}@example.com")).await;
+    }
+    // 4 at once (the burst), then one every 250 ms.
+    assert!(started.elapsed() >= Duration::from_millis(900), "8 messages at 4/s took {:?}", started.elapsed());
+}
