@@ -9,6 +9,7 @@ mod deliveries;
 mod editions;
 mod quotes;
 mod secrets;
+mod seed;
 mod signup_writer;
 mod stories;
 mod subscribers;

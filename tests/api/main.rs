@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod delivery;
 mod digest;
+mod digest_delivery;
 mod health;
 mod helpers;
 mod lifecycle;
