@@ -143,14 +143,16 @@ fn print_digest_outcome(frequency: DigestFrequency, outcome: &DigestOutcome) {
                 println!("  {}  {}", story.published_at.format("%Y-%m-%d %H:%M"), story.title);
             }
         }
-        DigestOutcome::Sent { edition, progress, took } => println!(
-            "{frequency} digest {}: {} recipients, {} sent, {} failed, {} suppressed, in {:.1}s",
+        DigestOutcome::Sent { edition, created_in, progress, took } => println!(
+            "{frequency} digest {}: {} recipients, {} sent, {} failed, {} suppressed, in {:.1}s \
+             (edition created in {:.2}s)",
             edition.id,
             edition.recipients,
             progress.sent,
             progress.failed,
             progress.suppressed,
-            took.as_secs_f64()
+            took.as_secs_f64(),
+            created_in.as_secs_f64()
         ),
     }
 }

@@ -178,12 +178,11 @@ async fn forget_idle_clients(limiter: SignupLimiter, stop: CancellationToken) {
 /// What `tickermail digest` did.
 pub enum DigestOutcome {
     /// `--dry-run`: how many readers it would go to, and the stories it would snapshot.
-    WouldSend {
-        recipients: i64,
-        stories: Vec<Story>,
-    },
+    WouldSend { recipients: i64, stories: Vec<Story> },
     Sent {
         edition: EditionCreated,
+        /// How long creating the edition (and queueing its deliveries) took.
+        created_in: Duration,
         progress: DeliveryProgress,
         took: Duration,
     },
@@ -208,9 +207,10 @@ pub async fn run_digest_now(
     }
     let started = std::time::Instant::now();
     let edition = store.create_digest_edition(&run).await?.expect("a new one-off slot is always free");
+    let created_in = started.elapsed();
     let worker = delivery_worker(settings, &store).await?;
     let progress = drain(&worker, settings, || store.edition_progress(edition.id)).await?;
-    Ok(DigestOutcome::Sent { edition, progress, took: started.elapsed() })
+    Ok(DigestOutcome::Sent { edition, created_in, progress, took: started.elapsed() })
 }
 
 /// What `tickermail alerts` did: the check, and (unless a dry run) how its alerts were delivered.
@@ -259,11 +259,12 @@ where
     Fut: std::future::Future<Output = Result<DeliveryProgress, crate::store::StoreError>>,
 {
     loop {
-        let now = progress().await?;
-        if now.is_done() {
-            return Ok(now);
-        }
+        // While there is work to claim, claim it; count only when there is none.
         if worker.run_once().await? == 0 {
+            let now = progress().await?;
+            if now.is_done() {
+                return Ok(now);
+            }
             tokio::time::sleep(settings.worker_poll_interval).await;
         }
     }

@@ -139,9 +139,19 @@ impl DeliveryWorker {
         // the messages whose chunk was not yet recorded. Sending never touches
         // the database, so no send holds SQLite's one writer while this loop
         // waits for it.
+        // Each message is rendered and sent in a task of its own, on whichever
+        // runtime thread is free: rendering and encoding cost more CPU than
+        // sending, and one task would keep them all on one core. A task that
+        // died leaves its delivery to be retried after its lease.
         let mut finished = futures_util::stream::iter(batch)
-            .map(|delivery| self.process(delivery))
+            .map(|delivery| {
+                let worker = self.clone();
+                tokio::spawn(async move { worker.process(delivery).await })
+            })
             .buffer_unordered(self.settings.concurrency)
+            .filter_map(|joined| {
+                std::future::ready(joined.map_err(|error| tracing::error!(%error, "a delivery task died")).ok())
+            })
             .ready_chunks(64);
         let mut tally = Tally::default();
         while let Some(chunk) = finished.next().await {
