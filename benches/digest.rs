@@ -124,6 +124,7 @@ async fn digest_size(store: &Store) -> usize {
         base_url: "http://127.0.0.1:8080".into(),
         from: "tickermail <tickermail@localhost>".parse().unwrap(),
         time_zone: chrono_tz::America::New_York,
+        dkim: None,
     };
     let token = "0".repeat(72);
     let digest = compose(&content, &due);

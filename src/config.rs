@@ -125,6 +125,8 @@ pub struct Settings {
     pub alert_check_interval: Duration,
     /// Quotes older than this never alert (a closed market's last price).
     pub alert_max_quote_age: Duration,
+    /// Signs every message when `DKIM_SELECTOR`, `DKIM_DOMAIN` and `DKIM_PRIVATE_KEY_FILE` are set.
+    pub dkim: Option<std::sync::Arc<crate::mailer::DkimSigner>>,
 }
 
 const SECRET_KEY_MIN_LEN: usize = 32;
@@ -216,6 +218,7 @@ impl Settings {
                 .map_err(|m| vars.error("FEED_URLS", m))?,
         };
         let quote_providers = quote_providers(&vars)?;
+        let dkim = dkim_signer(&vars)?;
         let time_zone = match vars.text("TIMEZONE") {
             None => chrono_tz::America::New_York,
             Some(name) => name
@@ -259,6 +262,7 @@ impl Settings {
             digest_send_empty: vars.flag("DIGEST_SEND_EMPTY", false)?,
             alert_check_interval: vars.seconds_at_least_one("ALERT_CHECK_SECONDS", 300)?,
             alert_max_quote_age: Duration::from_secs(60 * vars.parsed::<u64>("ALERT_MAX_QUOTE_AGE_MINUTES", 30)?),
+            dkim,
         })
     }
 }
@@ -358,6 +362,28 @@ fn quote_providers<F: Fn(&str) -> Option<String>>(vars: &Vars<'_, F>) -> Result<
     Ok(providers)
 }
 
+/// DKIM signing: all three variables, or none.
+fn dkim_signer<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<'_, F>,
+) -> Result<Option<std::sync::Arc<crate::mailer::DkimSigner>>, ConfigError> {
+    let names = ["DKIM_SELECTOR", "DKIM_DOMAIN", "DKIM_PRIVATE_KEY_FILE"];
+    let values = names.map(|name| vars.text(name));
+    let (Some(selector), Some(domain), Some(key_file)) = (&values[0], &values[1], &values[2]) else {
+        return match names.iter().zip(&values).find(|(_, value)| value.is_none()) {
+            Some((missing, _)) if values.iter().any(Option::is_some) => Err(vars.error(
+                missing,
+                "is required with the other DKIM settings (DKIM_SELECTOR, DKIM_DOMAIN, DKIM_PRIVATE_KEY_FILE)".into(),
+            )),
+            _ => Ok(None),
+        };
+    };
+    let key = std::fs::read_to_string(key_file)
+        .map_err(|e| vars.error("DKIM_PRIVATE_KEY_FILE", format!("cannot read {key_file}: {e}")))?;
+    let signer = crate::mailer::DkimSigner::new(selector, domain, &key)
+        .map_err(|m| vars.error("DKIM_PRIVATE_KEY_FILE", format!("{key_file}: {m}")))?;
+    Ok(Some(std::sync::Arc::new(signer)))
+}
+
 fn parse_smtp_url(raw: &str) -> Result<SmtpSettings, String> {
     let url = Url::parse(raw).map_err(|e| format!("not a URL like smtp://user:pass@host:587 ({e})"))?;
     let host = url.host_str().ok_or("has no host")?.to_string();
@@ -447,6 +473,22 @@ mod tests {
         let kinds: Vec<_> = s.quote_providers.iter().map(|p| p.kind).collect();
         assert_eq!(kinds, [ProviderKind::Finnhub, ProviderKind::Yahoo]);
         assert!(settings(&[("QUOTE_PROVIDERS", "none")]).unwrap().quote_providers.is_empty());
+    }
+
+    #[test]
+    fn dkim_needs_all_three_settings_and_a_readable_key() {
+        assert_eq!(settings(&[("DKIM_SELECTOR", "mail")]).unwrap_err().variable, "DKIM_DOMAIN");
+        let missing_file =
+            [("DKIM_SELECTOR", "mail"), ("DKIM_DOMAIN", "news.example"), ("DKIM_PRIVATE_KEY_FILE", "/no/such/key")];
+        assert_eq!(settings(&missing_file).unwrap_err().variable, "DKIM_PRIVATE_KEY_FILE");
+        let garbage = std::env::temp_dir().join(format!("tickermail-bad-{}.key", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&garbage, "not a key").unwrap();
+        let path = garbage.to_string_lossy().to_string();
+        let bad_key = [("DKIM_SELECTOR", "mail"), ("DKIM_DOMAIN", "news.example"), ("DKIM_PRIVATE_KEY_FILE", &path)];
+        let error = settings(&bad_key).unwrap_err();
+        assert_eq!(error.variable, "DKIM_PRIVATE_KEY_FILE");
+        assert!(error.message.contains("Ed25519"), "{error}");
+        assert!(settings(&[]).unwrap().dkim.is_none());
     }
 
     #[test]

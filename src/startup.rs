@@ -66,6 +66,7 @@ pub fn email_links(settings: &Settings) -> EmailLinks {
         base_url: settings.base_url.clone(),
         from: settings.mail_from.clone(),
         time_zone: settings.time_zone,
+        dkim: settings.dkim.clone(),
     }
 }
 

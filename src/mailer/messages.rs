@@ -15,6 +15,7 @@ pub struct EmailLinks {
     pub from: Mailbox,
     /// Dates in emails are shown in the site's time zone.
     pub time_zone: chrono_tz::Tz,
+    pub dkim: Option<std::sync::Arc<super::DkimSigner>>,
 }
 
 impl EmailLinks {
@@ -162,15 +163,20 @@ pub(super) fn compose_with_headers(
     html: String,
 ) -> Result<Message, String> {
     let to: Mailbox = to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?;
+    let bulk = !headers.is_empty();
     let mut builder = Message::builder().from(links.from.clone()).to(to).subject(subject).message_id(Some(message_id));
     for header in headers {
         builder = builder.raw_header(header);
     }
-    builder
+    let mut message = builder
         .multipart(
             MultiPart::alternative()
                 .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
                 .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
         )
-        .map_err(|e| format!("cannot build message: {e}"))
+        .map_err(|e| format!("cannot build message: {e}"))?;
+    if let Some(dkim) = &links.dkim {
+        dkim.sign(&mut message, bulk);
+    }
+    Ok(message)
 }

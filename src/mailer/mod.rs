@@ -3,6 +3,7 @@
 
 mod alert;
 mod digest;
+mod dkim;
 mod messages;
 mod smtp;
 
@@ -13,6 +14,7 @@ use lettre::Message;
 
 pub use alert::alert_email;
 pub use digest::digest_email;
+pub use dkim::DkimSigner;
 pub use messages::{EmailLinks, confirmation_email, welcome_email};
 
 use crate::config::MailTransportSettings;

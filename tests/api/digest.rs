@@ -138,3 +138,47 @@ async fn two_instances_firing_the_same_slot_make_exactly_one_edition() {
     app.wait_until_outbox_idle().await;
     assert_eq!(app.smtp.mails_to("reader@example.com").len(), 3, "the digest went out once");
 }
+
+#[tokio::test]
+async fn with_a_dkim_key_every_message_is_signed_and_bulk_mail_over_its_unsubscribe_headers() {
+    let key_file = std::env::temp_dir().join(format!("tickermail-dkim-{}.key", uuid::Uuid::new_v4().simple()));
+    // An Ed25519 key: 32 bytes (here 0 to 31) in base64.
+    std::fs::write(&key_file, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+    let key_path = key_file.to_string_lossy().to_string();
+    let app = crate::helpers::spawn_app_with(&[
+        ("DKIM_SELECTOR", "mail"),
+        ("DKIM_DOMAIN", "stocknews.example"),
+        ("DKIM_PRIVATE_KEY_FILE", &key_path),
+    ])
+    .await;
+    let welcome = app.sign_up_and_confirm("reader@example.com").await;
+    let signature = welcome.header("DKIM-Signature").expect("the welcome is signed");
+    assert!(signature.contains("a=ed25519-sha256") && signature.contains("d=stocknews.example"), "{signature}");
+    assert!(signature.contains("s=mail"), "{signature}");
+    assert_eq!(signed_headers(&signature), "from:to:subject:date:message-id");
+
+    app.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
+    let output = tickermail()
+        .env("DATABASE_URL", &app.database_url)
+        .env("SMTP_URL", format!("smtp://127.0.0.1:{}?tls=none", app.smtp.port))
+        .env("SECRET_KEY", TEST_SECRET_KEY)
+        .env("DKIM_SELECTOR", "mail")
+        .env("DKIM_DOMAIN", "stocknews.example")
+        .env("DKIM_PRIVATE_KEY_FILE", &key_path)
+        .arg("digest")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let digest = app.smtp.wait_for_mails_to("reader@example.com", 3, Duration::from_secs(10)).await.pop().unwrap();
+    let signature = digest.header("DKIM-Signature").expect("the digest is signed");
+    assert_eq!(
+        signed_headers(&signature),
+        "from:to:subject:date:message-id:list-unsubscribe:list-unsubscribe-post:list-id"
+    );
+}
+
+/// The `h=` tag of a DKIM-Signature: the headers it covers.
+fn signed_headers(signature: &str) -> String {
+    signature.split(';').find_map(|tag| tag.trim().strip_prefix("h=")).unwrap_or_default().replace(' ', "")
+}
