@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +23,13 @@ use crate::tokens::TokenKey;
 /// Editions kept in memory while their deliveries are sent (one is sent at a
 /// time in practice; a few cover a retry of an older one).
 const CACHED_EDITIONS: usize = 8;
+
+/// Messages rendered per SMTP session at a time: the next ones are rendered
+/// while the current ones are on the wire, so sessions never wait for the CPU.
+const RENDER_AHEAD: usize = 3;
+
+/// Outcomes recorded in one statement, at most.
+const RECORD_CHUNK: usize = 64;
 
 /// The longest wait between two attempts, however many have failed.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(6 * 3600);
@@ -134,29 +140,33 @@ impl DeliveryWorker {
             return Ok(0);
         }
         let claim_id = batch[0].claim_id;
-        // Outcomes are recorded in chunks of whatever has finished: a busy
-        // worker writes sent rows once per chunk, and a crash re-sends at most
-        // the messages whose chunk was not yet recorded. Sending never touches
-        // the database, so no send holds SQLite's one writer while this loop
-        // waits for it.
         // Each message is rendered and sent in a task of its own, on whichever
-        // runtime thread is free: rendering and encoding cost more CPU than
-        // sending, and one task would keep them all on one core. A task that
-        // died leaves its delivery to be retried after its lease.
-        let mut finished = futures_util::stream::iter(batch)
-            .map(|delivery| {
-                let worker = self.clone();
-                tokio::spawn(async move { worker.process(delivery).await })
-            })
-            .buffer_unordered(self.settings.concurrency)
-            .filter_map(|joined| {
-                std::future::ready(joined.map_err(|error| tracing::error!(%error, "a delivery task died")).ok())
-            })
-            .ready_chunks(64);
+        // runtime thread is free (rendering and encoding cost more CPU than
+        // sending), a few per SMTP session so that sessions never wait for a
+        // message to be rendered. The tasks are started by
+        // a task of their own, so recording outcomes below never holds up the
+        // next send. Outcomes are recorded in chunks of whatever has finished:
+        // a crash re-sends at most the messages whose chunk was not yet
+        // recorded. A task that died leaves its delivery to its lease.
+        let (outcomes, mut finished) = tokio::sync::mpsc::unbounded_channel();
+        let worker = self.clone();
+        tokio::spawn(async move {
+            let slots = Arc::new(tokio::sync::Semaphore::new(worker.settings.concurrency * RENDER_AHEAD));
+            for delivery in batch {
+                let Ok(slot) = slots.clone().acquire_owned().await else { return };
+                let (worker, outcomes) = (worker.clone(), outcomes.clone());
+                tokio::spawn(async move {
+                    let outcome = worker.process(delivery).await;
+                    drop(slot);
+                    let _ = outcomes.send(outcome);
+                });
+            }
+        });
         let mut tally = Tally::default();
-        while let Some(chunk) = finished.next().await {
+        let mut chunk = Vec::with_capacity(RECORD_CHUNK);
+        while finished.recv_many(&mut chunk, RECORD_CHUNK).await > 0 {
             let mut sent = Vec::new();
-            for (delivery, disposition) in chunk {
+            for (delivery, disposition) in chunk.drain(..) {
                 tally.count(&disposition);
                 let recorded = match disposition {
                     Disposition::Sent => {
