@@ -150,7 +150,7 @@ async fn tickermail_digest(database: &str, port: u16, concurrency: usize) -> Dig
         .env("SEND_CONCURRENCY", concurrency.to_string())
         .env("SECRET_KEY", "bench-secret-key-0123456789abcdef0123456789")
         .env("RUST_LOG", "warn")
-        .env("SEND_BATCH_SIZE", std::env::var("SEND_BATCH_SIZE").unwrap_or_else(|_| "200".into()))
+        .env("DIGEST_STORY_SETTLE_SECONDS", "0")
         .stdout(Stdio::piped())
         .spawn()
         .expect("start tickermail digest");

@@ -120,8 +120,7 @@ pub struct Settings {
     pub weekly_digest_schedule: croner::Cron,
     /// A slot that fires later than this after its time is skipped, not sent late.
     pub digest_max_lateness: Duration,
-    /// Send readers with no new story a digest of their watchlist's moves anyway.
-    pub digest_send_empty: bool,
+    pub digest_rules: crate::jobs::digest::DigestRules,
     pub alert_check_interval: Duration,
     /// Quotes older than this never alert (a closed market's last price).
     pub alert_max_quote_age: Duration,
@@ -259,7 +258,10 @@ impl Settings {
             digest_schedule: vars.cron("DIGEST_SCHEDULE", "30 17 * * 1-5")?,
             weekly_digest_schedule: vars.cron("WEEKLY_DIGEST_SCHEDULE", "0 9 * * 6")?,
             digest_max_lateness: Duration::from_secs(60 * vars.parsed::<u64>("DIGEST_MAX_LATENESS_MINUTES", 120)?),
-            digest_send_empty: vars.flag("DIGEST_SEND_EMPTY", false)?,
+            digest_rules: crate::jobs::digest::DigestRules {
+                send_empty: vars.flag("DIGEST_SEND_EMPTY", false)?,
+                story_settle: Duration::from_secs(vars.parsed("DIGEST_STORY_SETTLE_SECONDS", 30)?),
+            },
             alert_check_interval: vars.seconds_at_least_one("ALERT_CHECK_SECONDS", 300)?,
             alert_max_quote_age: Duration::from_secs(60 * vars.parsed::<u64>("ALERT_MAX_QUOTE_AGE_MINUTES", 30)?),
             dkim,

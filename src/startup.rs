@@ -201,7 +201,7 @@ pub async fn run_digest_now(
     let store = connect_and_migrate(settings).await?;
     let now = crate::store::now();
     let slot = format!("{}:manual:{}", frequency.as_str(), uuid::Uuid::new_v4().simple());
-    let run = digest_run(frequency, slot, now, settings.digest_send_empty);
+    let run = digest_run(frequency, slot, now, settings.digest_rules);
     if dry_run {
         let (recipients, stories) = store.preview_digest(&run).await?;
         return Ok(DigestOutcome::WouldSend { recipients, stories });

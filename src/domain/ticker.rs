@@ -14,7 +14,7 @@ impl Ticker {
             Ok(Self(listing.key()))
         } else {
             Err(format!(
-                "'{}' is not a ticker symbol: use letters, digits, '.' or '-', like NOK or BRK.B.",
+                "'{}' is not a ticker symbol: write it like NOK, BRK.B, RY.TO or 1810.HK.",
                 input.trim().chars().take(20).collect::<String>()
             ))
         }
@@ -62,9 +62,16 @@ impl Watchlist {
         self.0.iter().map(Ticker::as_str).collect::<Vec<_>>().join(",")
     }
 
-    /// Reads the stored form back; it was valid when written.
+    /// Reads the stored form back. A symbol that no longer parses (one stored
+    /// under older rules) is dropped alone; the rest of the list stays.
     pub fn from_stored(stored: &str) -> Self {
-        Self::parse_text(stored).unwrap_or_default()
+        let mut tickers: Vec<Ticker> = Vec::new();
+        for ticker in stored.split(',').filter_map(|item| Ticker::parse(item).ok()) {
+            if !tickers.contains(&ticker) && tickers.len() < MAX_WATCHLIST {
+                tickers.push(ticker);
+            }
+        }
+        Self(tickers)
     }
 
     pub fn tickers(&self) -> &[Ticker] {
@@ -108,6 +115,7 @@ mod tests {
         let list = Watchlist::parse_text("NOK, aapl;nok  MSFT").unwrap();
         assert_eq!(list.to_stored(), "NOK,AAPL,MSFT");
         assert_eq!(Watchlist::from_stored(&list.to_stored()), list);
+        assert_eq!(Watchlist::from_stored("NOK,BTC-USD,brk-b").to_stored(), "NOK,BRK.B", "one bad symbol drops alone");
     }
 
     #[test]

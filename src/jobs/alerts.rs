@@ -79,7 +79,7 @@ pub async fn check_alerts(
         .filter_map(|quote| {
             let zone = Listing::parse_key(&quote.symbol)?.time_zone();
             let trading_day = quote.as_of.with_timezone(&zone).format("%Y-%m-%d").to_string();
-            let change_percent = (quote.price / quote.previous_close - 1.0) * 100.0;
+            let change_percent = quote.change_percent();
             Some((quote.symbol.clone(), FreshMove { quote, change_percent, trading_day }))
         })
         .collect();

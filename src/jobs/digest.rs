@@ -14,21 +14,32 @@ pub const MAX_STORIES_PER_EMAIL: usize = 20;
 /// At most this many rows in the table of price moves.
 pub const MAX_MOVES_PER_EMAIL: usize = 30;
 
-/// Stories in one edition's snapshot, newest first.
-const MAX_STORIES_PER_EDITION: u32 = 200;
+/// Stories in one edition's snapshot, the latest stored first.
+const MAX_STORIES_PER_EDITION: u32 = 500;
+
+/// How a digest run picks its stories.
+#[derive(Debug, Clone, Copy)]
+pub struct DigestRules {
+    /// Send readers with no new story their watchlist's moves anyway.
+    pub send_empty: bool,
+    /// Stories stored this recently wait for the next edition, so one whose
+    /// save is under way while the edition is made is not skipped.
+    pub story_settle: std::time::Duration,
+}
 
 /// A digest run for `frequency` at `now`. Stories older than the frequency's
 /// lookback (3 days for daily, so a Monday digest covers the weekend; 8 for
 /// weekly) are never sent, however long a reader has waited.
-pub fn digest_run(frequency: DigestFrequency, slot: String, now: DateTime<Utc>, send_empty: bool) -> DigestRun {
+pub fn digest_run(frequency: DigestFrequency, slot: String, now: DateTime<Utc>, rules: DigestRules) -> DigestRun {
     let lookback_days = if frequency == DigestFrequency::Weekly { 8 } else { 3 };
     DigestRun {
         frequency,
         slot,
         now,
+        stories_until: now - chrono::Duration::from_std(rules.story_settle).unwrap_or_default(),
         oldest_story: now - chrono::Duration::days(lookback_days),
         max_stories: MAX_STORIES_PER_EDITION,
-        send_empty,
+        send_empty: rules.send_empty,
     }
 }
 
@@ -90,7 +101,7 @@ impl PriceMove {
             price: quote.price,
             currency: quote.currency.clone(),
             change: quote.price - quote.previous_close,
-            change_percent: (quote.price / quote.previous_close - 1.0) * 100.0,
+            change_percent: quote.change_percent(),
             as_of: quote.as_of,
             on_watchlist,
         }
@@ -120,15 +131,18 @@ pub fn compose<'a>(content: &'a EditionContent, due: &ReaderDue) -> ReaderDigest
         .iter()
         .filter(|story| story.created_at > due.since && story.published_at >= due.confirmed_at)
         .collect();
-    // A stable sort keeps the snapshot's newest-first order within each group.
-    stories.sort_by_key(|story| !follows(story));
+    // Watchlist stories first, the newest first within each group.
+    stories.sort_by_key(|story| (!follows(story), std::cmp::Reverse(story.published_at)));
     stories.truncate(MAX_STORIES_PER_EMAIL);
 
     let watchlist = due.watchlist.tickers().iter().map(|t| (t.as_str(), true));
     let mentioned = stories.iter().flat_map(|story| story.tickers.iter().map(|t| (t.as_str(), false)));
     let mut moves: Vec<PriceMove> = Vec::new();
     for (symbol, on_watchlist) in watchlist.chain(mentioned) {
-        if moves.len() == MAX_MOVES_PER_EMAIL || moves.iter().any(|m| m.symbol == symbol) {
+        if moves.len() == MAX_MOVES_PER_EMAIL {
+            break;
+        }
+        if moves.iter().any(|m| m.symbol == symbol) {
             continue;
         }
         if let Some(quote) = content.quotes.iter().find(|q| q.symbol == symbol) {

@@ -10,7 +10,7 @@ use chrono::Utc;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 use super::alerts::check_alerts;
-use super::digest::{SlotCheck, digest_run, latest_slot};
+use super::digest::{DigestRules, SlotCheck, digest_run, latest_slot};
 use super::ingest::{Ingest, us_market_is_open};
 use crate::config::Settings;
 use crate::domain::DigestFrequency;
@@ -36,7 +36,7 @@ pub struct DigestSchedules {
     pub weekly: croner::Cron,
     pub time_zone: chrono_tz::Tz,
     pub max_lateness: Duration,
-    pub send_empty: bool,
+    pub rules: DigestRules,
 }
 
 impl DigestSchedules {
@@ -46,7 +46,7 @@ impl DigestSchedules {
             weekly: settings.weekly_digest_schedule.clone(),
             time_zone: settings.time_zone,
             max_lateness: settings.digest_max_lateness,
-            send_empty: settings.digest_send_empty,
+            rules: settings.digest_rules,
         }
     }
 }
@@ -139,7 +139,7 @@ async fn fire_due_digests(store: &Store, digests: &DigestSchedules, handled: &Mu
         if !handled.lock().expect("not poisoned").insert(slot.clone()) {
             continue;
         }
-        let outcome = handle_slot(store, frequency, &check, now, digests.send_empty).await;
+        let outcome = handle_slot(store, frequency, &check, now, digests.rules).await;
         if let Err(error) = outcome {
             tracing::error!(%slot, %error, "digest check failed; trying again in a minute");
             handled.lock().expect("not poisoned").remove(slot);
@@ -152,11 +152,11 @@ async fn handle_slot(
     frequency: DigestFrequency,
     check: &SlotCheck,
     now: chrono::DateTime<Utc>,
-    send_empty: bool,
+    rules: DigestRules,
 ) -> Result<(), StoreError> {
     match check {
         SlotCheck::Due(slot) => {
-            match store.create_digest_edition(&digest_run(frequency, slot.clone(), now, send_empty)).await? {
+            match store.create_digest_edition(&digest_run(frequency, slot.clone(), now, rules)).await? {
                 Some(created) => {
                     tracing::info!(%slot, recipients = created.recipients, stories = created.stories, "digest edition created")
                 }

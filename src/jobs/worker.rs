@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::domain::SubscriberStatus;
+use crate::domain::{DigestFrequency, SubscriberStatus};
 use crate::jobs::alerts::AlertPayload;
 use crate::jobs::digest::{ReaderDue, compose};
 use crate::mailer::{EmailLinks, Mailer, SendError, alert_email, confirmation_email, digest_email, welcome_email};
@@ -50,6 +50,20 @@ pub struct WorkerSettings {
 }
 
 impl WorkerSettings {
+    /// How many deliveries to claim at once: the batch size, but no more than
+    /// the rate limits let go out in half a lease, so a slow batch is never
+    /// taken over (and sent again) by another worker while it waits.
+    fn claim_limit(&self) -> u32 {
+        let slowest = [self.rate, self.rate_per_domain].into_iter().filter(|rate| *rate > 0).min();
+        match slowest {
+            Some(rate) => {
+                let in_half_a_lease = u64::from(rate) * self.lease.as_secs() / 2;
+                self.batch_size.min(u32::try_from(in_half_a_lease).unwrap_or(u32::MAX)).max(1)
+            }
+            None => self.batch_size,
+        }
+    }
+
     pub fn from_settings(settings: &Settings) -> Self {
         Self {
             batch_size: settings.send_batch_size,
@@ -134,7 +148,7 @@ impl DeliveryWorker {
 
     /// Claims one batch and processes it. Returns how many were claimed.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
-        let batch = self.store.claim_due_deliveries(self.settings.batch_size, self.settings.lease).await?;
+        let batch = self.store.claim_due_deliveries(self.settings.claim_limit(), self.settings.lease).await?;
         let claimed = batch.len();
         if claimed == 0 {
             return Ok(0);
@@ -208,9 +222,9 @@ impl DeliveryWorker {
             (Some(DeliveryKind::Digest), Some(id)) => match self.edition(id).await {
                 Ok(edition) => edition,
                 Err(error) => {
-                    let delay = retry_delay(self.settings.retry_base, delivery.attempts);
-                    let error = format!("cannot read the edition: {error}");
-                    return (delivery, Disposition::Retry { error, retry_at: crate::store::now() + delay });
+                    let disposition = self
+                        .after_send_error(&delivery, SendError::Transient(format!("cannot read the edition: {error}")));
+                    return (delivery, disposition);
                 }
             },
             _ => None,
@@ -337,6 +351,9 @@ impl DeliveryWorker {
                 if subscriber.status != SubscriberStatus::Confirmed {
                     return Rendered::Suppress(format!("subscriber is {} now", subscriber.status.as_str()));
                 }
+                if subscriber.digest_frequency == DigestFrequency::Never {
+                    return Rendered::Suppress("the reader turned the digest off".into());
+                }
                 let Some(edition) = edition else {
                     return Rendered::Fail("the digest's edition is gone".into());
                 };
@@ -435,6 +452,25 @@ fn retry_delay(base: Duration, attempts: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_limited_worker_claims_no_more_than_half_a_lease_can_send() {
+        let settings = |rate, rate_per_domain| WorkerSettings {
+            batch_size: 200,
+            concurrency: 4,
+            max_attempts: 8,
+            retry_base: Duration::from_secs(30),
+            lease: Duration::from_secs(300),
+            poll_interval: Duration::from_secs(1),
+            confirmation_ttl: Duration::from_secs(3600),
+            rate,
+            rate_per_domain,
+        };
+        assert_eq!(settings(0, 0).claim_limit(), 200);
+        assert_eq!(settings(1, 0).claim_limit(), 150);
+        assert_eq!(settings(10, 0).claim_limit(), 200);
+        assert_eq!(settings(10, 1).claim_limit(), 150);
+    }
 
     #[test]
     fn retry_delays_double_with_jitter_and_are_capped() {

@@ -78,5 +78,5 @@ pub fn alert_email(
     };
     let subject = format!("{headline}: {price}");
     let headers = bulk_headers(links, "alerts", &unsubscribe_url)?;
-    compose_with_headers(links, to, message_id, &subject, headers, render(&text)?, render(&html)?)
+    compose_with_headers(links, to, message_id, &subject, Some(headers), render(&text)?, render(&html)?)
 }

@@ -105,7 +105,7 @@ pub fn digest_email(
     };
     let subject = format!("{} digest, {}: {headline}", links.site_name, local_time(edition_at, "%a %-d %b"));
     let headers = bulk_headers(links, "digest", &unsubscribe_url)?;
-    compose_with_headers(links, to, message_id, &subject, headers, render(&text)?, render(&html)?)
+    compose_with_headers(links, to, message_id, &subject, Some(headers), render(&text)?, render(&html)?)
 }
 
 /// The line a mail client shows after the subject.

@@ -149,23 +149,24 @@ fn compose(
     text: String,
     html: String,
 ) -> Result<Message, String> {
-    compose_with_headers(links, to, message_id, subject, Vec::new(), text, html)
+    compose_with_headers(links, to, message_id, subject, None, text, html)
 }
 
-/// A multipart text + HTML message, with `headers` beyond the usual ones.
+/// A multipart text + HTML message; bulk mail (digests, alerts) with its
+/// `List-*` headers.
 pub(super) fn compose_with_headers(
     links: &EmailLinks,
     to: &str,
     message_id: String,
     subject: &str,
-    headers: Vec<HeaderValue>,
+    bulk_headers: Option<Vec<HeaderValue>>,
     text: String,
     html: String,
 ) -> Result<Message, String> {
     let to: Mailbox = to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?;
-    let bulk = !headers.is_empty();
+    let bulk = bulk_headers.is_some();
     let mut builder = Message::builder().from(links.from.clone()).to(to).subject(subject).message_id(Some(message_id));
-    for header in headers {
+    for header in bulk_headers.into_iter().flatten() {
         builder = builder.raw_header(header);
     }
     let mut message = builder

@@ -27,7 +27,12 @@ pub struct DigestRun {
     /// Unique per run: the schedule slot, or a one-off key for a manual run.
     pub slot: String,
     pub now: DateTime<Utc>,
-    /// Stories published before this are never sent, however long a reader has waited.
+    /// Stories stored up to this time are in this edition; later ones wait for
+    /// the next. It lags `now` a little, so a story whose save was under way
+    /// while the edition was made is never skipped.
+    pub stories_until: DateTime<Utc>,
+    /// Stories published before this are never sent, however long a reader
+    /// has waited; quotes older than this are not shown.
     pub oldest_story: DateTime<Utc>,
     pub max_stories: u32,
     /// Send readers with no new story their watchlist's moves anyway.
@@ -53,18 +58,14 @@ pub struct DeliveryProgress {
 }
 
 impl DeliveryProgress {
-    pub fn total(&self) -> i64 {
-        self.queued + self.sending + self.sent + self.failed + self.suppressed
-    }
-
     pub fn is_done(&self) -> bool {
         self.queued == 0 && self.sending == 0
     }
 }
 
-/// The readers a digest run goes to ($1 frequency, $2 send_empty, $3 now,
-/// $4 oldest story): confirmed, on this frequency, and with a story they
-/// have not had (stored after their last digest, published after they
+/// The readers a digest run goes to ($1 frequency, $2 send_empty, $3 stories
+/// until, $4 oldest story): confirmed, on this frequency, and with a story
+/// they have not had (stored after their last digest, published after they
 /// confirmed).
 macro_rules! digest_recipients {
     () => {
@@ -83,7 +84,7 @@ const QUEUE_SQLITE: &str = concat!(
      SELECT randomblob(16), 'digest', s.id, s.email, \
          json_object('since', COALESCE(s.last_digest_at, s.confirmed_at), 'confirmed_at', s.confirmed_at, \
              'watchlist', s.tickers), \
-         'queued', 0, $3, $3, $3, $5",
+         'queued', 0, $6, $6, $6, $5",
     digest_recipients!()
 );
 
@@ -93,19 +94,19 @@ const QUEUE_POSTGRES: &str = concat!(
      SELECT gen_random_uuid(), 'digest', s.id, s.email, \
          json_build_object('since', COALESCE(s.last_digest_at, s.confirmed_at), 'confirmed_at', s.confirmed_at, \
              'watchlist', s.tickers)::text, \
-         'queued', 0, $3, $3, $3, $5",
+         'queued', 0, $6, $6, $6, $5",
     digest_recipients!()
 );
 
+// The newest stored first: those are the ones readers have not had.
 const SNAPSHOT_STORIES: &str = concat!(
     "SELECT ",
     story_columns!(),
     " FROM stories WHERE NOT hidden AND created_at <= $1 AND published_at > $2 \
-     ORDER BY published_at DESC, created_at DESC LIMIT $3"
+     ORDER BY created_at DESC LIMIT $3"
 );
 
-const SNAPSHOT_QUOTES: &str =
-    "SELECT symbol, price, previous_close, currency, as_of, source FROM latest_quotes ORDER BY symbol";
+const SNAPSHOT_QUOTES: &str = "SELECT symbol, price, previous_close, currency, as_of, source FROM latest_quotes WHERE as_of >= $1 ORDER BY symbol";
 
 impl Store {
     /// Creates the edition for `run.slot` and queues its deliveries, or
@@ -130,12 +131,13 @@ impl Store {
                 None => None,
                 Some(id) => {
                     let stories: Vec<StoryRow> = sqlx::query_as(SNAPSHOT_STORIES)
-                        .bind(run.now)
+                        .bind(run.stories_until)
                         .bind(run.oldest_story)
                         .bind(i64::from(run.max_stories))
                         .fetch_all(&mut *tx)
                         .await?;
-                    let quotes: Vec<StoredQuote> = sqlx::query_as(SNAPSHOT_QUOTES).fetch_all(&mut *tx).await?;
+                    let quotes: Vec<StoredQuote> =
+                        sqlx::query_as(SNAPSHOT_QUOTES).bind(run.oldest_story).fetch_all(&mut *tx).await?;
                     let content = EditionContent {
                         created_at: run.now,
                         stories: stories.into_iter().map(Story::from).collect(),
@@ -144,9 +146,10 @@ impl Store {
                     let recipients = sqlx::query(queue)
                         .bind(run.frequency.as_str())
                         .bind(run.send_empty)
-                        .bind(run.now)
+                        .bind(run.stories_until)
                         .bind(run.oldest_story)
                         .bind(id)
+                        .bind(run.now)
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
@@ -154,7 +157,7 @@ impl Store {
                         "UPDATE subscribers SET last_digest_at = $1 \
                          WHERE id IN (SELECT subscriber_id FROM deliveries WHERE edition_id = $2)",
                     )
-                    .bind(run.now)
+                    .bind(run.stories_until)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
@@ -182,12 +185,12 @@ impl Store {
             let recipients: i64 = sqlx::query_scalar(concat!("SELECT COUNT(*)", digest_recipients!()))
                 .bind(run.frequency.as_str())
                 .bind(run.send_empty)
-                .bind(run.now)
+                .bind(run.stories_until)
                 .bind(run.oldest_story)
                 .fetch_one(pool)
                 .await?;
             let stories: Vec<StoryRow> = sqlx::query_as(SNAPSHOT_STORIES)
-                .bind(run.now)
+                .bind(run.stories_until)
                 .bind(run.oldest_story)
                 .bind(i64::from(run.max_stories))
                 .fetch_all(pool)
@@ -259,7 +262,8 @@ impl DeliveryProgress {
                 "sending" => progress.sending = count,
                 "sent" => progress.sent = count,
                 "failed" => progress.failed = count,
-                _ => progress.suppressed += count,
+                "suppressed" => progress.suppressed = count,
+                other => tracing::warn!(status = other, count, "deliveries in an unknown status"),
             }
         }
         progress

@@ -13,6 +13,13 @@ pub struct StoredQuote {
     pub source: String,
 }
 
+impl StoredQuote {
+    /// The day's move in percent, from the previous close.
+    pub fn change_percent(&self) -> f64 {
+        (self.price / self.previous_close - 1.0) * 100.0
+    }
+}
+
 impl Store {
     /// Adds a quote to the history and makes it the latest for its symbol
     /// unless a newer one is already there. Returns whether it became the latest.

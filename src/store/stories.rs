@@ -83,7 +83,7 @@ impl From<StoryRow> for Story {
     }
 }
 
-pub(super) fn split_tickers(stored: &str) -> Vec<String> {
+fn split_tickers(stored: &str) -> Vec<String> {
     stored.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect()
 }
 

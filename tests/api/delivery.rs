@@ -32,6 +32,8 @@ async fn a_temporary_4xx_is_retried_until_the_server_accepts() {
     assert!(app.smtp.mails().is_empty());
     app.smtp.refuse_with(None);
     app.smtp.wait_for_mails_to("retry@example.com", 1, Duration::from_secs(20)).await;
+    // The outcome is recorded just after the server accepted the message.
+    app.wait_until_outbox_idle().await;
     let stats: serde_json::Value = app.get_admin_stats(Some(TEST_ADMIN_TOKEN)).await.json().await.unwrap();
     assert_eq!(stats["deliveries"][0]["status"], "sent", "{stats}");
 }

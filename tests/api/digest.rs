@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use serde_json::json;
 use tickermail::domain::DigestFrequency;
-use tickermail::jobs::digest::digest_run;
+use tickermail::jobs::digest::{DigestRules, digest_run};
 use tickermail::store::Store;
 
 use crate::cli::tickermail;
@@ -23,6 +23,7 @@ impl TestApp {
             .env("BASE_URL", &self.address)
             .env("MAIL_FROM", "Stock News <news@stocknews.example>")
             .env("WORKER_POLL_MS", "100")
+            .env("DIGEST_STORY_SETTLE_SECONDS", "0")
             .args(args)
             .output()
             .await
@@ -123,7 +124,8 @@ async fn two_instances_firing_the_same_slot_make_exactly_one_edition() {
     let other_instance = Store::connect(&app.database_url).await.unwrap();
     let slot = "daily:2026-11-25T22:30Z".to_string();
     let now = tickermail::store::now();
-    let run = digest_run(DigestFrequency::Daily, slot, now, false);
+    let rules = DigestRules { send_empty: false, story_settle: Duration::ZERO };
+    let run = digest_run(DigestFrequency::Daily, slot, now, rules);
 
     let (first, second) =
         tokio::join!(app.store.create_digest_edition(&run), other_instance.create_digest_edition(&run));
@@ -165,6 +167,7 @@ async fn with_a_dkim_key_every_message_is_signed_and_bulk_mail_over_its_unsubscr
         .env("DKIM_SELECTOR", "mail")
         .env("DKIM_DOMAIN", "stocknews.example")
         .env("DKIM_PRIVATE_KEY_FILE", &key_path)
+        .env("DIGEST_STORY_SETTLE_SECONDS", "0")
         .arg("digest")
         .output()
         .await

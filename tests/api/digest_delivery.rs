@@ -53,6 +53,7 @@ fn tickermail_for(database: &str, smtp_port: u16) -> Command {
         .env("SEND_LEASE_SECONDS", "2")
         .env("SEND_RETRY_BASE_SECONDS", "1")
         .env("WORKER_POLL_MS", "100")
+        .env("DIGEST_STORY_SETTLE_SECONDS", "0")
         .env("BIND", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -74,7 +74,7 @@ pub(super) async fn quotes(query: web::Query<QuotesQuery>, state: web::Data<AppS
         .map(|quote| QuoteView {
             quote,
             change: quote.price - quote.previous_close,
-            change_percent: (quote.price / quote.previous_close - 1.0) * 100.0,
+            change_percent: quote.change_percent(),
         })
         .collect();
     widget_response(HttpResponse::Ok()).json(json!({ "quotes": views, "unknown": unknown, "invalid": invalid }))
