@@ -125,6 +125,7 @@ async fn digest_size(store: &Store) -> usize {
         from: "tickermail <tickermail@localhost>".parse().unwrap(),
         time_zone: chrono_tz::America::New_York,
         dkim: None,
+        subject_prefix: "",
     };
     let token = "0".repeat(72);
     let digest = compose(&content, &due);

@@ -2,10 +2,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tickermail::config::Settings;
-use tickermail::domain::DigestFrequency;
+use tickermail::domain::{DigestFrequency, SubscriberEmail};
 use tickermail::jobs::ingest::Ingest;
 use tickermail::sources::feeds::FeedOutcome;
-use tickermail::startup::{Application, DigestOutcome, connect_and_migrate, run_alerts_now, run_digest_now};
+use tickermail::startup::{
+    Application, DigestOutcome, connect_and_migrate, run_alerts_now, run_digest_now, send_test_now,
+};
 use tickermail::telemetry;
 
 /// tickermail: a self-hosted newsletter and stock-alert mailer.
@@ -41,6 +43,17 @@ enum Command {
         /// Print how many alerts are due; queue and send nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Send a [TEST] digest, alert, confirmation or welcome email to any
+    /// address now, rendered from the current stories and quotes, and print
+    /// the SMTP server's answer (exit 1 when it refused).
+    SendTest {
+        /// The address to send to.
+        #[arg(long)]
+        to: String,
+        /// digest, alert, confirmation or welcome.
+        #[arg(long, default_value = "digest")]
+        kind: String,
     },
     /// Poll the feeds (FEED_URLS) and the quote providers (QUOTE_PROVIDERS)
     /// once, print what was stored, and exit: 0 when everything succeeded,
@@ -107,6 +120,13 @@ fn main() -> ExitCode {
                         outcome.took.as_secs_f64()
                     ),
                 }
+                Ok(())
+            }
+            Command::SendTest { to, kind } => {
+                let to = SubscriberEmail::parse(&to).map_err(|m| format!("--to: {m}"))?;
+                let kind = kind.parse().map_err(|m| format!("--kind: {m}"))?;
+                let subject = send_test_now(&settings, &to, kind).await?;
+                println!("sent to {}: {subject}", to.as_str());
                 Ok(())
             }
             Command::Ingest { feeds, quotes } => {

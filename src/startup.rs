@@ -19,6 +19,7 @@ use crate::jobs::alerts::{AlertReport, check_alerts};
 use crate::jobs::digest::digest_run;
 use crate::jobs::ingest::Ingest;
 use crate::jobs::scheduler::{self, AlertSchedule, DigestSchedules, PollIntervals};
+use crate::jobs::test_send::{TestKind, TestSendError, TestSender};
 use crate::jobs::worker::{DeliveryWorker, WorkerSettings};
 use crate::mailer::{EmailLinks, Mailer};
 use crate::store::{DeliveryProgress, EditionCreated, Story};
@@ -67,6 +68,7 @@ pub fn email_links(settings: &Settings) -> EmailLinks {
         from: settings.mail_from.clone(),
         time_zone: settings.time_zone,
         dkim: settings.dkim.clone(),
+        subject_prefix: "",
     }
 }
 
@@ -95,6 +97,8 @@ impl Application {
         let wakeup = Arc::new(Notify::new());
         let stop_background = CancellationToken::new();
 
+        let test_sender =
+            Arc::new(TestSender::new(store.clone(), mailer.clone(), email_links(&settings), tokens.clone()));
         let worker = DeliveryWorker::new(
             store.clone(),
             mailer,
@@ -122,6 +126,7 @@ impl Application {
             signup_limiter,
             signups: SignupWriter::start(store.clone(), resend_interval),
             worker_wakeup: wakeup,
+            test_sender,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -269,4 +274,17 @@ where
             tokio::time::sleep(settings.worker_poll_interval).await;
         }
     }
+}
+
+/// `tickermail send-test`: one test message now, with the SMTP server's answer.
+pub async fn send_test_now(
+    settings: &Settings,
+    to: &crate::domain::SubscriberEmail,
+    kind: TestKind,
+) -> Result<String, String> {
+    let store = connect_and_migrate(settings).await.map_err(|e| e.to_string())?;
+    let tokens = token_key(settings, &store).await.map_err(|e| e.to_string())?;
+    let mailer = Mailer::new(&settings.mail_transport, 1)?;
+    let sender = TestSender::new(store, mailer, email_links(settings), tokens);
+    sender.send(to, kind).await.map_err(|e: TestSendError| e.to_string())
 }

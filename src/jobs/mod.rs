@@ -5,4 +5,5 @@ pub mod alerts;
 pub mod digest;
 pub mod ingest;
 pub mod scheduler;
+pub mod test_send;
 pub mod worker;

@@ -16,6 +16,8 @@ pub struct EmailLinks {
     /// Dates in emails are shown in the site's time zone.
     pub time_zone: chrono_tz::Tz,
     pub dkim: Option<std::sync::Arc<super::DkimSigner>>,
+    /// Before every subject: `[TEST] ` for test sends, empty otherwise.
+    pub subject_prefix: &'static str,
 }
 
 impl EmailLinks {
@@ -165,6 +167,7 @@ pub(super) fn compose_with_headers(
 ) -> Result<Message, String> {
     let to: Mailbox = to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?;
     let bulk = bulk_headers.is_some();
+    let subject = format!("{}{subject}", links.subject_prefix);
     let mut builder = Message::builder().from(links.from.clone()).to(to).subject(subject).message_id(Some(message_id));
     for header in bulk_headers.into_iter().flatten() {
         builder = builder.raw_header(header);

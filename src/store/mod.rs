@@ -13,6 +13,7 @@ mod seed;
 mod signup_writer;
 mod stories;
 mod subscribers;
+mod test_sends;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub use quotes::StoredQuote;
 pub use signup_writer::SignupWriter;
 pub use stories::{FeedState, NewStory, Story, StoryUpsert};
 pub use subscribers::{ConfirmOutcome, ConsentRecord, PreferencesUpdate, SignupOutcome, SignupRecord};
+pub use test_sends::TestSendKey;
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");

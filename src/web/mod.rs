@@ -34,6 +34,7 @@ pub struct AppState {
     pub signups: SignupWriter,
     /// Nudges the delivery worker when something was queued.
     pub worker_wakeup: Arc<Notify>,
+    pub test_sender: Arc<crate::jobs::test_send::TestSender>,
 }
 
 pub fn configure(config: &mut ServiceConfig) {

@@ -15,3 +15,4 @@ mod signup;
 mod smtp_sink;
 mod sources;
 mod store;
+mod test_send;

@@ -1,13 +1,15 @@
 //! The admin JSON API, behind `Authorization: Bearer $ADMIN_TOKEN`.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::Ticker;
+use crate::domain::{SubscriberEmail, Ticker};
+use crate::jobs::test_send::{TestKind, TestSendError};
 use crate::sources::{RawStory, clean_story};
-use crate::store::{StoreError, StoredQuote, StoryUpsert};
+use crate::store::{StoreError, StoredQuote, StoryUpsert, TestSendKey};
 use crate::web::AppState;
 use crate::web::admin_auth::AdminApi;
 
@@ -181,4 +183,81 @@ pub(super) async fn push_story(_: AdminApi, body: web::Json<StoryInput>, state: 
         }
         Err(error) => unavailable(error),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TestSendInput {
+    to: String,
+    kind: String,
+}
+
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Sends a `[TEST]` digest, alert, confirmation or welcome email to any
+/// address now, and answers with what SMTP said: 200 when it was accepted,
+/// 502 with the server's reply when not, 409 when there is nothing to put in
+/// it yet. With an `Idempotency-Key`, a repeat gets the first answer and
+/// sends nothing.
+#[post("/admin/api/test-send")]
+pub(super) async fn test_send(
+    _: AdminApi,
+    request: HttpRequest,
+    body: web::Json<TestSendInput>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let to = match SubscriberEmail::parse(&body.to) {
+        Ok(to) => to,
+        Err(message) => return invalid(None, "to", message).response(),
+    };
+    let kind: TestKind = match body.kind.parse() {
+        Ok(kind) => kind,
+        Err(message) => return invalid(None, "kind", message).response(),
+    };
+    let key = match request.headers().get("Idempotency-Key").map(|v| v.to_str().map(str::trim)) {
+        None => None,
+        Some(Ok(key)) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN => Some(key.to_string()),
+        Some(_) => {
+            return HttpResponse::BadRequest().json(json!({
+                "error": format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible characters.")
+            }));
+        }
+    };
+    if let Some(key) = &key {
+        match state.store.claim_test_send_key(key).await {
+            Ok(TestSendKey::New) => {}
+            Ok(TestSendKey::Seen(Some((status, answer)))) => {
+                return HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+                    .content_type("application/json")
+                    .body(answer);
+            }
+            Ok(TestSendKey::Seen(None)) => {
+                return HttpResponse::Conflict()
+                    .json(json!({ "error": "A test send with this Idempotency-Key is still under way." }));
+            }
+            Err(error) => return unavailable(error),
+        }
+    }
+    let (status, answer) = match state.test_sender.send(&to, kind).await {
+        Ok(subject) => {
+            (StatusCode::OK, json!({ "sent": true, "to": to.as_str(), "kind": body.kind, "subject": subject }))
+        }
+        Err(TestSendError::Refused(reply)) => (
+            StatusCode::BAD_GATEWAY,
+            json!({ "sent": false, "error": "The SMTP server did not accept the message.", "reply": reply }),
+        ),
+        Err(TestSendError::NothingToSend(message)) => {
+            (StatusCode::CONFLICT, json!({ "sent": false, "error": message }))
+        }
+        Err(TestSendError::Render(message)) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, json!({ "sent": false, "error": message, "field": "to" }))
+        }
+        Err(TestSendError::Store(error)) => return unavailable(error),
+    };
+    if let Some(key) = &key
+        && let Err(error) = state.store.record_test_send(key, status.as_u16(), &answer.to_string()).await
+    {
+        tracing::error!(%error, "could not record a test send's answer");
+    }
+    HttpResponse::build(status).json(answer)
 }

@@ -31,7 +31,8 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(public_api::stories)
         .service(admin_api::stats)
         .service(admin_api::push_quotes)
-        .service(admin_api::push_story);
+        .service(admin_api::push_story)
+        .service(admin_api::test_send);
 }
 
 /// The subscriber a manage token (unsubscribe, preferences) belongs to, if
