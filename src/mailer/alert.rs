@@ -45,8 +45,7 @@ pub fn alert_email(
     manage_token: &str,
     alert: &AlertPayload,
 ) -> Result<Message, String> {
-    let preferences_url = format!("{}/preferences/{manage_token}", links.base_url);
-    let unsubscribe_url = format!("{}/unsubscribe/{manage_token}", links.base_url);
+    let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
     let headline = format!("{} is {} {:.1}% today", alert.symbol, alert.direction, alert.change_percent.abs());
     let as_of = alert.as_of.with_timezone(&links.time_zone).format("%-d %b %Y, %H:%M %Z").to_string();
     let (price, previous_close) = (format!("{:.2}", alert.price), format!("{:.2}", alert.previous_close));

@@ -63,8 +63,7 @@ pub fn digest_email(
     digest: &ReaderDigest<'_>,
     edition_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Message, String> {
-    let preferences_url = format!("{}/preferences/{manage_token}", links.base_url);
-    let unsubscribe_url = format!("{}/unsubscribe/{manage_token}", links.base_url);
+    let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
     let local_time =
         |at: chrono::DateTime<chrono::Utc>, format: &str| at.with_timezone(&links.time_zone).format(format).to_string();
     let date = local_time(edition_at, "%A %-d %B %Y");

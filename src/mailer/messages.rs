@@ -26,6 +26,14 @@ impl EmailLinks {
         self.from.email.domain()
     }
 
+    /// The preferences and unsubscribe pages of the reader `manage_token` belongs to.
+    pub fn manage_urls(&self, manage_token: &str) -> (String, String) {
+        (
+            format!("{}/preferences/{manage_token}", self.base_url),
+            format!("{}/unsubscribe/{manage_token}", self.base_url),
+        )
+    }
+
     /// The Message-ID of the email for `unique` (a delivery): the same on every
     /// attempt, so a receiver can recognise a repeat after a crash.
     /// `Store::mark_deliveries_sent` records it in the same form.
@@ -102,8 +110,7 @@ pub fn welcome_email(
     manage_token: &str,
     watchlist: &str,
 ) -> Result<Message, String> {
-    let preferences_url = format!("{}/preferences/{manage_token}", links.base_url);
-    let unsubscribe_url = format!("{}/unsubscribe/{manage_token}", links.base_url);
+    let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
     let html = WelcomeHtml {
         site_name: &links.site_name,
         name,
