@@ -71,18 +71,7 @@ pub async fn check_alerts(
     max_quote_age: std::time::Duration,
     dry_run: bool,
 ) -> StoreResult<AlertReport> {
-    let since = now - chrono::Duration::from_std(max_quote_age).unwrap_or_default();
-    let moves: HashMap<String, FreshMove> = store
-        .fresh_quotes(since)
-        .await?
-        .into_iter()
-        .filter_map(|quote| {
-            let zone = Listing::parse_key(&quote.symbol)?.time_zone();
-            let trading_day = quote.as_of.with_timezone(&zone).format("%Y-%m-%d").to_string();
-            let change_percent = quote.change_percent();
-            Some((quote.symbol.clone(), FreshMove { quote, change_percent, trading_day }))
-        })
-        .collect();
+    let moves = fresh_moves(store, now, max_quote_age).await?;
     let mut report = AlertReport { fresh_quotes: moves.len(), ..AlertReport::default() };
     if moves.is_empty() {
         return Ok(report);
@@ -110,6 +99,44 @@ pub async fn check_alerts(
         "alert check done"
     );
     Ok(report)
+}
+
+/// Today's moves of the symbols with a quote as of `now - max_quote_age` or later.
+async fn fresh_moves(
+    store: &Store,
+    now: DateTime<Utc>,
+    max_quote_age: std::time::Duration,
+) -> StoreResult<HashMap<String, FreshMove>> {
+    let since = now - chrono::Duration::from_std(max_quote_age).unwrap_or_default();
+    Ok(store
+        .fresh_quotes(since)
+        .await?
+        .into_iter()
+        .filter_map(|quote| {
+            let zone = Listing::parse_key(&quote.symbol)?.time_zone();
+            let trading_day = quote.as_of.with_timezone(&zone).format("%Y-%m-%d").to_string();
+            let change_percent = quote.change_percent();
+            Some((quote.symbol.clone(), FreshMove { quote, change_percent, trading_day }))
+        })
+        .collect())
+}
+
+/// A reader who starts following tickers (confirming, or adding them to
+/// their watchlist) is not alerted to a move that had already happened:
+/// today's moves of those tickers count as alerted, and only a higher tier
+/// alerts them.
+pub async fn mark_current_moves_seen(
+    store: &Store,
+    watcher: &AlertWatcher,
+    now: DateTime<Utc>,
+    max_quote_age: std::time::Duration,
+) -> StoreResult<()> {
+    let moves = fresh_moves(store, now, max_quote_age).await?;
+    let seen = due_alerts(watcher, &moves, &crate::store::AlertTiers::new());
+    if !seen.is_empty() {
+        store.mark_alerts_seen(&seen).await?;
+    }
+    Ok(())
 }
 
 fn due_alerts(

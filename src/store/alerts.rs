@@ -28,6 +28,14 @@ pub struct DueAlert {
     pub payload: serde_json::Value,
 }
 
+/// Records a tier for a reader, symbol, trading day and direction unless a
+/// higher or equal one is there; one row changed means the tier is new.
+const RAISE_TIER: &str = "INSERT INTO alert_state (subscriber_id, symbol, trading_day, direction, tier, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (subscriber_id, symbol, trading_day, direction) \
+     DO UPDATE SET tier = excluded.tier, updated_at = excluded.updated_at \
+     WHERE alert_state.tier < excluded.tier";
+
 /// (subscriber, symbol, trading day, direction) → the highest tier alerted.
 pub type AlertTiers = std::collections::HashMap<(Uuid, String, String, String), i64>;
 
@@ -82,6 +90,26 @@ impl Store {
         Ok(tiers)
     }
 
+    /// Records tiers as alerted without sending anything: for a move that had
+    /// already happened when the reader started following the ticker.
+    pub async fn mark_alerts_seen(&self, alerts: &[DueAlert]) -> StoreResult<()> {
+        let now = now();
+        in_transaction!(self, |tx| {
+            for alert in alerts {
+                sqlx::query(RAISE_TIER)
+                    .bind(alert.subscriber_id)
+                    .bind(&alert.symbol)
+                    .bind(&alert.trading_day)
+                    .bind(alert.direction)
+                    .bind(alert.tier)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        });
+        Ok(())
+    }
+
     /// Queues each alert whose tier is higher than any sent for its key, in
     /// one transaction with the state that records it. Returns the deliveries
     /// queued (another instance may have queued some first).
@@ -90,22 +118,16 @@ impl Store {
         let queued = in_transaction!(self, |tx| {
             let mut queued = Vec::new();
             for alert in alerts {
-                let raised = sqlx::query(
-                    "INSERT INTO alert_state (subscriber_id, symbol, trading_day, direction, tier, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (subscriber_id, symbol, trading_day, direction) \
-                     DO UPDATE SET tier = excluded.tier, updated_at = excluded.updated_at \
-                     WHERE alert_state.tier < excluded.tier",
-                )
-                .bind(alert.subscriber_id)
-                .bind(&alert.symbol)
-                .bind(&alert.trading_day)
-                .bind(alert.direction)
-                .bind(alert.tier)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                let raised = sqlx::query(RAISE_TIER)
+                    .bind(alert.subscriber_id)
+                    .bind(&alert.symbol)
+                    .bind(&alert.trading_day)
+                    .bind(alert.direction)
+                    .bind(alert.tier)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 if raised == 1 {
                     let id = Uuid::new_v4();
                     sqlx::query(

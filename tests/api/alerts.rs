@@ -57,3 +57,25 @@ async fn an_unsubscribed_reader_gets_no_alert() {
     let output = app.run_command(&["alerts"]).await;
     assert!(output.contains("alerts: 0 due"), "{output}");
 }
+
+#[tokio::test]
+async fn a_move_made_before_the_reader_followed_the_ticker_does_not_alert_them() {
+    let app = spawn_app().await;
+    app.push_quotes(&json!([
+        {"symbol": "NOK", "price": 5.5, "previous_close": 5.0, "as_of": minutes_ago(2)},
+        {"symbol": "MSFT", "price": 368.0, "previous_close": 400.0, "as_of": minutes_ago(2)},
+    ]))
+    .await;
+    let welcome = app.sign_up_and_confirm("late@example.com").await;
+    let token = app.token_from(&welcome, "preferences");
+    let saved = app
+        .post_preferences(&token, "tickers=NOK+AAPL+MSFT&alert_threshold=5&digest_frequency=daily&alerts_enabled=on")
+        .await;
+    assert_eq!(saved.status(), 200);
+    let output = app.run_command(&["alerts"]).await;
+    assert!(output.contains("alerts: 0 due"), "NOK moved before they confirmed, MSFT before they added it: {output}");
+
+    app.push_quotes(&json!({"symbol": "MSFT", "price": 356.0, "previous_close": 400.0, "as_of": minutes_ago(1)})).await;
+    let output = app.run_command(&["alerts"]).await;
+    assert!(output.contains("alerts: 1 due, 1 queued, 1 sent"), "a further fall to -11% does: {output}");
+}

@@ -56,6 +56,10 @@ pub(super) async fn confirm(token: web::Path<String>, state: web::Data<AppState>
                 Ok(None) => return invalid_link(site_name),
                 Err(error) => return unavailable(site_name, error),
             };
+            if outcome == ConfirmOutcome::Confirmed {
+                let tickers: Vec<_> = subscriber.watchlist.tickers().iter().collect();
+                super::start_following(&state, &subscriber, &tickers).await;
+            }
             let preferences_url = format!(
                 "{}/preferences/{}",
                 state.settings.base_url,

@@ -8,8 +8,9 @@ mod unsubscribe;
 
 use actix_web::web::ServiceConfig;
 
-use crate::domain::Subscriber;
-use crate::store::StoreError;
+use crate::domain::{Subscriber, Ticker};
+use crate::jobs::alerts::mark_current_moves_seen;
+use crate::store::{AlertWatcher, StoreError};
 use crate::tokens::TokenKey;
 use crate::web::AppState;
 
@@ -33,6 +34,25 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(admin_api::push_quotes)
         .service(admin_api::push_story)
         .service(admin_api::test_send);
+}
+
+/// Today's moves of `tickers`, which `subscriber` starts following now, count
+/// as already alerted: nobody is alerted to a move that happened before they
+/// followed the ticker. A failure is logged; the page goes on.
+async fn start_following(state: &AppState, subscriber: &Subscriber, tickers: &[&Ticker]) {
+    if tickers.is_empty() {
+        return;
+    }
+    let watcher = AlertWatcher {
+        id: subscriber.id,
+        email: subscriber.email.clone(),
+        tickers: tickers.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
+        alert_threshold_pct: subscriber.alert_threshold.percent(),
+    };
+    let now = crate::store::now();
+    if let Err(error) = mark_current_moves_seen(&state.store, &watcher, now, state.settings.alert_max_quote_age).await {
+        tracing::error!(%error, "could not record today's moves as seen for new tickers");
+    }
 }
 
 /// The subscriber a manage token (unsubscribe, preferences) belongs to, if

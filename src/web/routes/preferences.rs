@@ -122,6 +122,9 @@ pub(super) async fn save_preferences(
         Ok(false) => no_longer_subscribed(site_name),
         Ok(true) => match state.store.subscriber(subscriber.id).await {
             Ok(Some(saved)) => {
+                let added: Vec<_> =
+                    saved.watchlist.tickers().iter().filter(|t| !subscriber.watchlist.tickers().contains(t)).collect();
+                super::start_following(&state, &saved, &added).await;
                 html(StatusCode::OK, &page(stored_values(&saved), Some("Your preferences are saved."), None))
             }
             Ok(None) => invalid_link(site_name),
