@@ -16,7 +16,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::{Environment, Settings};
 use crate::domain::DigestFrequency;
 use crate::jobs::alerts::{AlertReport, check_alerts};
-use crate::jobs::digest::digest_run;
+use crate::jobs::digest::{digest_run, manual_slot};
 use crate::jobs::ingest::Ingest;
 use crate::jobs::scheduler::{self, AlertSchedule, DigestSchedules, PollIntervals};
 use crate::jobs::test_send::{TestKind, TestSendError, TestSender};
@@ -205,8 +205,7 @@ pub async fn run_digest_now(
 ) -> Result<DigestOutcome, StartupError> {
     let store = connect_and_migrate(settings).await?;
     let now = crate::store::now();
-    let slot = format!("{}:manual:{}", frequency.as_str(), uuid::Uuid::new_v4().simple());
-    let run = digest_run(frequency, slot, now, settings.digest_rules);
+    let run = digest_run(frequency, manual_slot(frequency), now, settings.digest_rules);
     if dry_run {
         let (recipients, stories) = store.preview_digest(&run).await?;
         return Ok(DigestOutcome::WouldSend { recipients, stories });

@@ -43,6 +43,11 @@ pub fn digest_run(frequency: DigestFrequency, slot: String, now: DateTime<Utc>, 
     }
 }
 
+/// The slot of a run made on demand (CLI, admin API): never taken before.
+pub fn manual_slot(frequency: DigestFrequency) -> String {
+    format!("{}:manual:{}", frequency.as_str(), uuid::Uuid::new_v4().simple())
+}
+
 /// Where a schedule stands at `now`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SlotCheck {

@@ -185,3 +185,50 @@ async fn with_a_dkim_key_every_message_is_signed_and_bulk_mail_over_its_unsubscr
 fn signed_headers(signature: &str) -> String {
     signature.split(';').find_map(|tag| tag.trim().strip_prefix("h=")).unwrap_or_default().replace(' ', "")
 }
+
+#[tokio::test]
+async fn an_admin_runs_a_digest_now_and_watches_its_progress() {
+    let app = crate::helpers::spawn_app_with(&[("DIGEST_STORY_SETTLE_SECONDS", "0")]).await;
+    app.sign_up_and_confirm("reader@example.com").await;
+    app.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
+
+    let preview = app.post_admin_json("/admin/api/editions", &json!({"dry_run": true}), Some(TEST_ADMIN_TOKEN)).await;
+    assert_eq!(preview.status(), 200);
+    let preview: serde_json::Value = preview.json().await.unwrap();
+    assert_eq!(
+        (preview["recipients"].clone(), preview["stories"][0]["title"].clone()),
+        (json!(1), json!("Nokia (NYSE:NOK) wins a deal"))
+    );
+
+    let created =
+        app.post_admin_json("/admin/api/editions", &json!({"frequency": "daily"}), Some(TEST_ADMIN_TOKEN)).await;
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = created.json().await.unwrap();
+    assert_eq!(created["recipients"], 1);
+    let progress_url = format!("{}/admin/api/editions/{}", app.address, created["id"].as_str().unwrap());
+    let mut progress = json!(null);
+    for _ in 0..100 {
+        progress =
+            app.client.get(&progress_url).bearer_auth(TEST_ADMIN_TOKEN).send().await.unwrap().json().await.unwrap();
+        if progress["done"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(progress["deliveries"]["sent"], 1, "{progress}");
+    let digest = app.smtp.wait_for_mails_to("reader@example.com", 3, Duration::from_secs(10)).await.pop().unwrap();
+    assert!(digest.header("Subject").unwrap().contains("Nokia (NYSE:NOK) wins a deal"));
+
+    let weekly =
+        app.post_admin_json("/admin/api/editions", &json!({"frequency": "never"}), Some(TEST_ADMIN_TOKEN)).await;
+    assert_eq!(weekly.status(), 422);
+    let unknown = app
+        .client
+        .get(format!("{}/admin/api/editions/nope", app.address))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(app.post_admin_json("/admin/api/editions", &json!({}), None).await.status(), 401);
+}

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::{SubscriberEmail, Ticker};
+use crate::domain::{DigestFrequency, SubscriberEmail, Ticker};
+use crate::jobs::digest::{digest_run, manual_slot};
 use crate::jobs::test_send::{TestKind, TestSendError};
 use crate::sources::{RawStory, clean_story};
 use crate::store::{StoreError, StoredQuote, StoryUpsert, TestSendKey};
@@ -260,4 +261,67 @@ pub(super) async fn test_send(
         tracing::error!(%error, "could not record a test send's answer");
     }
     HttpResponse::build(status).json(answer)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EditionInput {
+    /// `daily` (the default) or `weekly`.
+    frequency: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Runs a digest now, by the same rules as the schedule: 201 with the new
+/// edition (the delivery worker sends it), or with `dry_run` 200 with how
+/// many readers it would go to and its stories.
+#[post("/admin/api/editions")]
+pub(super) async fn create_edition(
+    _: AdminApi,
+    body: web::Json<EditionInput>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let frequency = match body.frequency.as_deref().unwrap_or("daily").parse::<DigestFrequency>() {
+        Ok(frequency @ (DigestFrequency::Daily | DigestFrequency::Weekly)) => frequency,
+        _ => return invalid(None, "frequency", "frequency must be daily or weekly".into()).response(),
+    };
+    let run = digest_run(frequency, manual_slot(frequency), crate::store::now(), state.settings.digest_rules);
+    if body.dry_run {
+        return match state.store.preview_digest(&run).await {
+            Ok((recipients, stories)) => HttpResponse::Ok().json(json!({
+                "dry_run": true,
+                "recipients": recipients,
+                "stories": stories.iter().map(|s| json!({"title": s.title, "url": s.url})).collect::<Vec<_>>(),
+            })),
+            Err(error) => unavailable(error),
+        };
+    }
+    match state.store.create_digest_edition(&run).await {
+        Ok(Some(created)) => {
+            state.worker_wakeup.notify_one();
+            HttpResponse::Created().json(json!({
+                "id": created.id, "frequency": frequency.as_str(), "recipients": created.recipients,
+                "stories": created.stories, "quotes": created.quotes,
+            }))
+        }
+        Ok(None) => HttpResponse::Conflict().json(json!({ "error": "That run was already made." })),
+        Err(error) => unavailable(error),
+    }
+}
+
+/// An edition's deliveries by status: `done` once none is queued or being sent.
+#[get("/admin/api/editions/{id}")]
+pub(super) async fn edition_progress(_: AdminApi, id: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let Ok(id) = uuid::Uuid::parse_str(&id) else {
+        return HttpResponse::NotFound().json(json!({ "error": "No such edition." }));
+    };
+    match state.store.edition_progress(id).await {
+        Ok(progress) if progress == Default::default() => {
+            HttpResponse::NotFound().json(json!({ "error": "No such edition, or it had no readers." }))
+        }
+        Ok(progress) => {
+            HttpResponse::Ok().json(json!({ "id": id, "done": progress.is_done(), "deliveries": progress }))
+        }
+        Err(error) => unavailable(error),
+    }
 }

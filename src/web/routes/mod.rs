@@ -33,7 +33,9 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(admin_api::stats)
         .service(admin_api::push_quotes)
         .service(admin_api::push_story)
-        .service(admin_api::test_send);
+        .service(admin_api::test_send)
+        .service(admin_api::create_edition)
+        .service(admin_api::edition_progress);
 }
 
 /// Today's moves of `tickers`, which `subscriber` starts following now, count
