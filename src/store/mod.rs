@@ -12,6 +12,7 @@ mod secrets;
 mod seed;
 mod signup_writer;
 mod stories;
+mod subscriber_admin;
 mod subscribers;
 mod test_sends;
 
@@ -29,6 +30,7 @@ pub use editions::{DeliveryProgress, DigestRun, EditionContent, EditionCreated};
 pub use quotes::StoredQuote;
 pub use signup_writer::SignupWriter;
 pub use stories::{FeedState, NewStory, Story, StoryUpsert};
+pub use subscriber_admin::{DeliveryRecord, SubscriberSummary};
 pub use subscribers::{ConfirmOutcome, ConsentRecord, PreferencesUpdate, SignupOutcome, SignupRecord};
 pub use test_sends::TestSendKey;
 

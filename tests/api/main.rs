@@ -1,5 +1,6 @@
 //! Black-box tests: each starts the real application and talks to it over HTTP and SMTP.
 
+mod admin_subscribers;
 mod alerts;
 mod browser;
 mod cli;

@@ -1,4 +1,5 @@
 mod admin_api;
+mod admin_subscribers;
 mod confirm;
 mod health;
 mod preferences;
@@ -35,7 +36,11 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(admin_api::push_story)
         .service(admin_api::test_send)
         .service(admin_api::create_edition)
-        .service(admin_api::edition_progress);
+        .service(admin_api::edition_progress)
+        .service(admin_subscribers::search)
+        .service(admin_subscribers::show)
+        .service(admin_subscribers::unsubscribe)
+        .service(admin_subscribers::erase);
 }
 
 /// Today's moves of `tickers`, which `subscriber` starts following now, count

@@ -1,0 +1,92 @@
+//! Looking after the list: finding readers, their history, and erasing one.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Store, StoreResult, in_transaction, on_reader};
+use crate::domain::SubscriberStatus;
+
+/// A reader as the admin list shows them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct SubscriberSummary {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub status: String,
+    pub tickers: String,
+    pub created_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub unsubscribed_at: Option<DateTime<Utc>>,
+}
+
+/// One message sent (or tried) to a reader.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct DeliveryRecord {
+    pub id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// The most deliveries a reader's history lists.
+const HISTORY_LIMIT: i64 = 100;
+
+impl Store {
+    /// Readers whose address contains `email_contains` (any case), in
+    /// `status` if given, in address order after `after_email`.
+    pub async fn find_subscribers(
+        &self,
+        email_contains: &str,
+        status: Option<SubscriberStatus>,
+        after_email: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<SubscriberSummary>> {
+        let escaped = email_contains.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let found = on_reader!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, email, name, status, tickers, created_at, confirmed_at, unsubscribed_at FROM subscribers \
+                 WHERE lower(email) LIKE lower($1) ESCAPE '\\' AND ($2 = '' OR status = $2) AND email > $3 \
+                 ORDER BY email LIMIT $4",
+            )
+            .bind(format!("%{escaped}%"))
+            .bind(status.map_or("", SubscriberStatus::as_str))
+            .bind(after_email)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(found)
+    }
+
+    /// A reader's deliveries, newest first.
+    pub async fn subscriber_history(&self, id: Uuid) -> StoreResult<Vec<DeliveryRecord>> {
+        let history = on_reader!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, kind, status, attempts, last_error, created_at, sent_at FROM deliveries \
+                 WHERE subscriber_id = $1 ORDER BY created_at DESC LIMIT $2",
+            )
+            .bind(id)
+            .bind(HISTORY_LIMIT)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(history)
+    }
+
+    /// Erases a reader and all their personal data (GDPR): their row, consent
+    /// record and alert state go; their deliveries stay, for the statistics,
+    /// without an address or content. Returns whether there was such a reader.
+    pub async fn erase_subscriber(&self, id: Uuid) -> StoreResult<bool> {
+        let erased = in_transaction!(self, |tx| {
+            sqlx::query("UPDATE deliveries SET recipient = 'erased', payload = '{}' WHERE subscriber_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM subscribers WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() == 1
+        });
+        Ok(erased)
+    }
+}

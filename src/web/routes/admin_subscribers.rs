@@ -1,0 +1,120 @@
+//! Looking after the list over the admin API: find readers, see one with
+//! their consent record and delivery history, unsubscribe one, erase one.
+
+use actix_web::{HttpResponse, delete, get, post, web};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::domain::{SubscriberEmail, SubscriberStatus};
+use crate::store::StoreError;
+use crate::web::AppState;
+use crate::web::admin_auth::AdminApi;
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+
+fn unavailable(error: StoreError) -> HttpResponse {
+    tracing::error!(%error, "admin API request failed");
+    HttpResponse::ServiceUnavailable().json(json!({ "error": "The database is unavailable; try again shortly." }))
+}
+
+fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({ "error": "No such subscriber." }))
+}
+
+fn bad_request(message: &str) -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({ "error": message }))
+}
+
+#[derive(Deserialize)]
+pub(super) struct SearchQuery {
+    /// Part of the address, any case.
+    email: Option<String>,
+    status: Option<String>,
+    /// The last address of the previous page.
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `?email=ann&status=confirmed&after=…&limit=50`: readers in address order.
+#[get("/admin/api/subscribers")]
+pub(super) async fn search(_: AdminApi, query: web::Query<SearchQuery>, state: web::Data<AppState>) -> HttpResponse {
+    let status = match query.status.as_deref().filter(|s| !s.is_empty()).map(str::parse::<SubscriberStatus>) {
+        None => None,
+        Some(Ok(status)) => Some(status),
+        Some(Err(_)) => return bad_request("status must be pending, confirmed, unsubscribed or bounced."),
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return bad_request(&format!("limit must be from 1 to {MAX_PAGE}."));
+    }
+    let email = query.email.as_deref().unwrap_or_default().trim();
+    let after = query.after.as_deref().unwrap_or_default();
+    match state.store.find_subscribers(email, status, after, limit).await {
+        Ok(found) => {
+            let next = (found.len() == limit as usize).then(|| found.last().map(|s| s.email.clone())).flatten();
+            HttpResponse::Ok().json(json!({ "subscribers": found, "next_after": next }))
+        }
+        Err(error) => unavailable(error),
+    }
+}
+
+/// One reader: their preferences, consent record and deliveries.
+#[get("/admin/api/subscribers/{id}")]
+pub(super) async fn show(_: AdminApi, id: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let Ok(id) = Uuid::parse_str(&id) else { return not_found() };
+    let subscriber = match state.store.subscriber(id).await {
+        Ok(Some(subscriber)) => subscriber,
+        Ok(None) => return not_found(),
+        Err(error) => return unavailable(error),
+    };
+    let details = async {
+        let email = SubscriberEmail::parse(&subscriber.email).map_err(StoreError::Corrupt)?;
+        Ok::<_, StoreError>((state.store.consent_record(&email).await?, state.store.subscriber_history(id).await?))
+    };
+    match details.await {
+        Ok((consent, deliveries)) => HttpResponse::Ok().json(json!({
+            "id": subscriber.id,
+            "email": subscriber.email,
+            "name": subscriber.name,
+            "status": subscriber.status.as_str(),
+            "tickers": subscriber.watchlist.to_stored(),
+            "alert_threshold_pct": subscriber.alert_threshold.percent(),
+            "digest_frequency": subscriber.digest_frequency.as_str(),
+            "alerts_enabled": subscriber.alerts_enabled,
+            "created_at": subscriber.created_at,
+            "confirmed_at": subscriber.confirmed_at,
+            "consent": consent.map(|c| json!({"at": c.at, "ip": c.ip, "user_agent": c.user_agent, "source": c.source})),
+            "deliveries": deliveries,
+        })),
+        Err(error) => unavailable(error),
+    }
+}
+
+/// Unsubscribes a reader at once, as their own one-click link would.
+#[post("/admin/api/subscribers/{id}/unsubscribe")]
+pub(super) async fn unsubscribe(_: AdminApi, id: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let Ok(id) = Uuid::parse_str(&id) else { return not_found() };
+    match state.store.subscriber(id).await {
+        Ok(None) => return not_found(),
+        Err(error) => return unavailable(error),
+        Ok(Some(_)) => {}
+    }
+    match state.store.unsubscribe(id).await {
+        Ok(changed) => HttpResponse::Ok().json(json!({ "unsubscribed": true, "changed": changed })),
+        Err(error) => unavailable(error),
+    }
+}
+
+/// Erases a reader with all their personal data (GDPR); their deliveries
+/// stay, anonymised, for the statistics. 204, or 404 if there is no such reader.
+#[delete("/admin/api/subscribers/{id}")]
+pub(super) async fn erase(_: AdminApi, id: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let Ok(id) = Uuid::parse_str(&id) else { return not_found() };
+    match state.store.erase_subscriber(id).await {
+        Ok(true) => HttpResponse::NoContent().finish(),
+        Ok(false) => not_found(),
+        Err(error) => unavailable(error),
+    }
+}

@@ -1,0 +1,107 @@
+//! Looking after the list through the admin API: search, one reader's
+//! record, unsubscribe, and erasure with all personal data.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TEST_ADMIN_TOKEN, TestApp, spawn_app};
+
+impl TestApp {
+    async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.address)).bearer_auth(TEST_ADMIN_TOKEN).send().await.unwrap()
+    }
+
+    async fn find(&self, query: &str) -> Value {
+        let response = self.admin_get(&format!("/admin/api/subscribers?{query}")).await;
+        assert_eq!(response.status(), 200, "{query}");
+        response.json().await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn an_admin_finds_a_reader_sees_their_record_and_erases_them() {
+    let app = spawn_app().await;
+    app.sign_up_and_confirm("Ann.Smith@example.com").await;
+    app.sign_up("bob@example.com").await;
+    app.wait_until_outbox_idle().await;
+
+    let found = app.find("email=ann.SMITH").await;
+    assert_eq!(found["subscribers"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found["subscribers"][0]["status"], "confirmed");
+    let id = found["subscribers"][0]["id"].as_str().unwrap().to_string();
+    let pending = app.find("status=pending").await;
+    assert_eq!(pending["subscribers"][0]["email"], "bob@example.com");
+    assert_eq!(app.find("email=%25").await["subscribers"], json!([]), "% is a character, not a wildcard");
+    let first_page = app.find("limit=1").await;
+    let second_page = app.find(&format!("limit=1&after={}", first_page["next_after"].as_str().unwrap())).await;
+    assert_ne!(first_page["subscribers"][0]["email"], second_page["subscribers"][0]["email"]);
+
+    let record: Value = app.admin_get(&format!("/admin/api/subscribers/{id}")).await.json().await.unwrap();
+    assert_eq!(record["consent"]["source"], "form");
+    assert_eq!(record["tickers"], "NOK,AAPL");
+    let kinds: Vec<&str> =
+        record["deliveries"].as_array().unwrap().iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["welcome", "confirmation"]);
+
+    let erase = app.client.delete(format!("{}/admin/api/subscribers/{id}", app.address)).bearer_auth(TEST_ADMIN_TOKEN);
+    assert_eq!(erase.send().await.unwrap().status(), 204);
+    assert_eq!(app.admin_get(&format!("/admin/api/subscribers/{id}")).await.status(), 404);
+    assert_eq!(app.find("email=ann").await["subscribers"], json!([]));
+    let stats: Value = app.get_admin_stats(Some(TEST_ADMIN_TOKEN)).await.json().await.unwrap();
+    let sent: i64 = stats["deliveries"].as_array().unwrap().iter().map(|d| d["count"].as_i64().unwrap()).sum();
+    assert_eq!(sent, 3, "the erased reader's deliveries still count: {stats}");
+    let again = app.client.delete(format!("{}/admin/api/subscribers/{id}", app.address)).bearer_auth(TEST_ADMIN_TOKEN);
+    assert_eq!(again.send().await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn an_admin_unsubscribes_a_reader() {
+    let app = spawn_app().await;
+    app.sign_up_and_confirm("leaving@example.com").await;
+    let id = app.find("email=leaving").await["subscribers"][0]["id"].as_str().unwrap().to_string();
+    let response = app
+        .client
+        .post(format!("{}/admin/api/subscribers/{id}/unsubscribe", app.address))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.find("email=leaving").await["subscribers"][0]["status"], "unsubscribed");
+}
+
+#[tokio::test]
+async fn every_admin_api_route_refuses_a_request_without_the_token() {
+    let app = spawn_app().await;
+    let id = uuid::Uuid::new_v4();
+    for (method, path) in [
+        ("GET", "/admin/api/stats".to_string()),
+        ("GET", "/admin/api/subscribers".to_string()),
+        ("GET", format!("/admin/api/subscribers/{id}")),
+        ("POST", format!("/admin/api/subscribers/{id}/unsubscribe")),
+        ("DELETE", format!("/admin/api/subscribers/{id}")),
+        ("POST", "/admin/api/quotes".to_string()),
+        ("POST", "/admin/api/stories".to_string()),
+        ("POST", "/admin/api/test-send".to_string()),
+        ("POST", "/admin/api/editions".to_string()),
+        ("GET", format!("/admin/api/editions/{id}")),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.address))
+            .header("Content-Type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn a_search_with_a_bad_status_or_limit_is_a_400() {
+    let app = spawn_app().await;
+    assert_eq!(app.admin_get("/admin/api/subscribers?status=vip").await.status(), 400);
+    assert_eq!(app.admin_get("/admin/api/subscribers?limit=0").await.status(), 400);
+    assert_eq!(app.admin_get("/admin/api/subscribers?limit=many").await.status(), 400);
+}
