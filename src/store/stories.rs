@@ -148,6 +148,36 @@ impl Store {
         Ok(rows.into_iter().map(Story::from).collect())
     }
 
+    /// The newest stories, hidden ones too, for the admin list.
+    pub async fn all_recent_stories(&self, limit: u32) -> StoreResult<Vec<Story>> {
+        let rows: Vec<StoryRow> = on_reader!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                story_columns!(),
+                " FROM stories ORDER BY published_at DESC, created_at DESC LIMIT $1"
+            ))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows.into_iter().map(Story::from).collect())
+    }
+
+    /// Hides a story from digests and the public API (or shows it again).
+    /// Returns whether there is such a story.
+    pub async fn set_story_hidden(&self, id: Uuid, hidden: bool) -> StoreResult<bool> {
+        let changed = on_writer!(self, |pool| {
+            sqlx::query("UPDATE stories SET hidden = $1, updated_at = $2 WHERE id = $3")
+                .bind(hidden)
+                .bind(now())
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        Ok(changed == 1)
+    }
+
     /// The symbols worth quoting: confirmed readers' watchlists and the
     /// tickers of stories published since `since`. Sorted, distinct.
     pub async fn symbols_to_quote(&self, since: DateTime<Utc>) -> StoreResult<Vec<String>> {

@@ -81,6 +81,8 @@ async fn every_admin_api_route_refuses_a_request_without_the_token() {
         ("DELETE", format!("/admin/api/subscribers/{id}")),
         ("POST", "/admin/api/quotes".to_string()),
         ("POST", "/admin/api/stories".to_string()),
+        ("GET", "/admin/api/stories".to_string()),
+        ("POST", format!("/admin/api/stories/{id}/hide")),
         ("POST", "/admin/api/test-send".to_string()),
         ("POST", "/admin/api/editions".to_string()),
         ("GET", format!("/admin/api/editions/{id}")),

@@ -225,3 +225,46 @@ async fn a_story_push_is_refused_without_the_token_or_with_bad_fields() {
         assert_eq!(app.post_admin_json("/admin/api/stories", &bad, Some(TEST_ADMIN_TOKEN)).await.status(), 400);
     }
 }
+
+#[tokio::test]
+async fn a_hidden_story_stays_out_of_the_public_list_and_digests_until_shown_again() {
+    let app = spawn_app_with(&[("DIGEST_STORY_SETTLE_SECONDS", "0")]).await;
+    app.sign_up_and_confirm("reader@example.com").await;
+    let published_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let story =
+        json!({"title": "Nokia (NYSE:NOK) wins", "url": "https://news.example/n", "published_at": published_at});
+    let pushed: serde_json::Value =
+        app.post_admin_json("/admin/api/stories", &story, Some(TEST_ADMIN_TOKEN)).await.json().await.unwrap();
+    let id = pushed["story"]["id"].as_str().unwrap().to_string();
+    let readers_due = || async {
+        let preview =
+            app.post_admin_json("/admin/api/editions", &json!({"dry_run": true}), Some(TEST_ADMIN_TOKEN)).await;
+        preview.json::<serde_json::Value>().await.unwrap()["recipients"].as_i64().unwrap()
+    };
+    assert_eq!(readers_due().await, 1);
+
+    let hide = app.post_admin_json(&format!("/admin/api/stories/{id}/hide"), &json!({}), Some(TEST_ADMIN_TOKEN)).await;
+    assert_eq!(hide.status(), 200);
+    let public: serde_json::Value = app.get("/api/stories").await.json().await.unwrap();
+    assert_eq!(public["stories"], json!([]));
+    let listed: serde_json::Value = app
+        .client
+        .get(format!("{}/admin/api/stories", app.address))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["stories"][0]["hidden"], true);
+    assert_eq!(readers_due().await, 0, "a hidden story makes no digest");
+
+    let show = app.post_admin_json(&format!("/admin/api/stories/{id}/show"), &json!({}), Some(TEST_ADMIN_TOKEN)).await;
+    assert_eq!(show.status(), 200);
+    assert_eq!(readers_due().await, 1);
+    let missing = uuid::Uuid::new_v4();
+    let response =
+        app.post_admin_json(&format!("/admin/api/stories/{missing}/hide"), &json!({}), Some(TEST_ADMIN_TOKEN)).await;
+    assert_eq!(response.status(), 404);
+}

@@ -325,3 +325,48 @@ pub(super) async fn edition_progress(_: AdminApi, id: web::Path<String>, state: 
         Err(error) => unavailable(error),
     }
 }
+
+#[derive(Deserialize)]
+pub(super) struct StoriesQuery {
+    limit: Option<u32>,
+}
+
+const MAX_ADMIN_STORIES: u32 = 200;
+
+/// The newest stories, hidden ones too (`hidden: true`).
+#[get("/admin/api/stories")]
+pub(super) async fn list_stories(
+    _: AdminApi,
+    query: web::Query<StoriesQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_ADMIN_STORIES).contains(&limit) {
+        return HttpResponse::BadRequest()
+            .json(json!({ "error": format!("limit must be from 1 to {MAX_ADMIN_STORIES}.") }));
+    }
+    match state.store.all_recent_stories(limit).await {
+        Ok(stories) => HttpResponse::Ok().json(json!({ "stories": stories })),
+        Err(error) => unavailable(error),
+    }
+}
+
+/// `POST /admin/api/stories/{id}/hide` keeps a story out of digests and the
+/// public API; `…/show` brings it back.
+#[post("/admin/api/stories/{id}/{action:hide|show}")]
+pub(super) async fn hide_story(
+    _: AdminApi,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let (id, action) = path.into_inner();
+    let Ok(id) = uuid::Uuid::parse_str(&id) else {
+        return HttpResponse::NotFound().json(json!({ "error": "No such story." }));
+    };
+    let hidden = action == "hide";
+    match state.store.set_story_hidden(id, hidden).await {
+        Ok(true) => HttpResponse::Ok().json(json!({ "id": id, "hidden": hidden })),
+        Ok(false) => HttpResponse::NotFound().json(json!({ "error": "No such story." })),
+        Err(error) => unavailable(error),
+    }
+}

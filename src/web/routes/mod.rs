@@ -34,6 +34,8 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(admin_api::stats)
         .service(admin_api::push_quotes)
         .service(admin_api::push_story)
+        .service(admin_api::list_stories)
+        .service(admin_api::hide_story)
         .service(admin_api::test_send)
         .service(admin_api::create_edition)
         .service(admin_api::edition_progress)
