@@ -76,6 +76,7 @@ async fn every_admin_api_route_refuses_a_request_without_the_token() {
     for (method, path) in [
         ("GET", "/admin/api/stats".to_string()),
         ("GET", "/admin/api/subscribers".to_string()),
+        ("GET", "/admin/api/subscribers.csv".to_string()),
         ("GET", format!("/admin/api/subscribers/{id}")),
         ("POST", format!("/admin/api/subscribers/{id}/unsubscribe")),
         ("DELETE", format!("/admin/api/subscribers/{id}")),
@@ -106,4 +107,21 @@ async fn a_search_with_a_bad_status_or_limit_is_a_400() {
     assert_eq!(app.admin_get("/admin/api/subscribers?status=vip").await.status(), 400);
     assert_eq!(app.admin_get("/admin/api/subscribers?limit=0").await.status(), 400);
     assert_eq!(app.admin_get("/admin/api/subscribers?limit=many").await.status(), 400);
+}
+
+#[tokio::test]
+async fn the_csv_export_lists_every_reader_with_formulas_neutralised() {
+    let app = spawn_app().await;
+    let response = app.post_subscriptions_json(&json!({"email": "formula@example.com", "name": "=SUM(A1:A9)"})).await;
+    assert_eq!(response.status(), 202);
+    app.sign_up("plain@example.com").await;
+    let response = app.admin_get("/admin/api/subscribers.csv").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let csv = response.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "email,name,status,tickers,created_at,confirmed_at,unsubscribed_at");
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[1].starts_with("formula@example.com,'=SUM(A1:A9),pending,"), "{csv}");
+    assert!(lines[2].starts_with("plain@example.com,Ann,pending,\"NOK,AAPL\","), "{csv}");
 }
