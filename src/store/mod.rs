@@ -30,7 +30,7 @@ pub use editions::{DeliveryProgress, DigestRun, EditionContent, EditionCreated};
 pub use quotes::StoredQuote;
 pub use signup_writer::SignupWriter;
 pub use stories::{FeedState, NewStory, Story, StoryUpsert};
-pub use subscriber_admin::{DeliveryRecord, SubscriberSummary};
+pub use subscriber_admin::{DeliveryRecord, ImportedReader, SubscriberSummary};
 pub use subscribers::{ConfirmOutcome, ConsentRecord, PreferencesUpdate, SignupOutcome, SignupRecord};
 pub use test_sends::TestSendKey;
 

@@ -3,8 +3,17 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Store, StoreResult, in_transaction, on_reader};
-use crate::domain::SubscriberStatus;
+use super::{Store, StoreResult, in_transaction, now, on_reader};
+use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus, Watchlist};
+use crate::tokens::new_nonce;
+
+/// A reader to import, already checked.
+#[derive(Debug, Clone)]
+pub struct ImportedReader {
+    pub email: SubscriberEmail,
+    pub name: SubscriberName,
+    pub watchlist: Watchlist,
+}
 
 /// A reader as the admin list shows them.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
@@ -74,6 +83,35 @@ impl Store {
             .await
         })?;
         Ok(history)
+    }
+
+    /// Adds readers an admin says consented, as confirmed, in one transaction.
+    /// An address already known, in any status, is left as it is: an import
+    /// never re-subscribes anyone who left or bounced. Returns how many were added.
+    pub async fn import_subscribers(&self, readers: &[ImportedReader]) -> StoreResult<u64> {
+        let now = now();
+        let added = in_transaction!(self, |tx| {
+            let mut added = 0;
+            for reader in readers {
+                added += sqlx::query(
+                    "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, consent_at, \
+                         consent_source, created_at, updated_at, confirmed_at) \
+                     VALUES ($1, $2, $3, 'confirmed', $4, $5, $6, 'import', $6, $6, $6) \
+                     ON CONFLICT (email) DO NOTHING",
+                )
+                .bind(Uuid::new_v4())
+                .bind(reader.email.as_str())
+                .bind(reader.name.as_str())
+                .bind(reader.watchlist.to_stored())
+                .bind(new_nonce())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            added
+        });
+        Ok(added)
     }
 
     /// Erases a reader and all their personal data (GDPR): their row, consent

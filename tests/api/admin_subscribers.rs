@@ -77,6 +77,7 @@ async fn every_admin_api_route_refuses_a_request_without_the_token() {
         ("GET", "/admin/api/stats".to_string()),
         ("GET", "/admin/api/subscribers".to_string()),
         ("GET", "/admin/api/subscribers.csv".to_string()),
+        ("POST", "/admin/api/subscribers/import?consent=yes".to_string()),
         ("GET", format!("/admin/api/subscribers/{id}")),
         ("POST", format!("/admin/api/subscribers/{id}/unsubscribe")),
         ("DELETE", format!("/admin/api/subscribers/{id}")),
@@ -124,4 +125,44 @@ async fn the_csv_export_lists_every_reader_with_formulas_neutralised() {
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(lines[1].starts_with("formula@example.com,'=SUM(A1:A9),pending,"), "{csv}");
     assert!(lines[2].starts_with("plain@example.com,Ann,pending,\"NOK,AAPL\","), "{csv}");
+}
+
+#[tokio::test]
+async fn an_import_adds_consenting_readers_reports_bad_rows_and_never_resubscribes_anyone() {
+    let app = spawn_app().await;
+    let welcome = app.sign_up_and_confirm("left@example.com").await;
+    let token = app.token_from(&welcome, "unsubscribe");
+    assert_eq!(app.post_one_click_unsubscribe(&token).await.status(), 200);
+    let csv = "email,name,tickers\r\nnew@example.com,New Reader,\"NOK, AAPL\"\r\nleft@example.com,Left,\r\n\
+               not-an-email,X,\r\nbad-ticker@example.com,Y,<script>\r\n";
+    let import = |query: &'static str| {
+        app.client
+            .post(format!("{}/admin/api/subscribers/import{query}", app.address))
+            .bearer_auth(TEST_ADMIN_TOKEN)
+            .header("Content-Type", "text/csv")
+            .body(csv)
+            .send()
+    };
+    let refused = import("").await.unwrap();
+    assert_eq!(refused.status(), 422, "the admin must confirm consent");
+    let response = import("?consent=yes").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!((report["imported"].clone(), report["already_known"].clone()), (json!(1), json!(1)), "{report}");
+    let bad_lines: Vec<i64> =
+        report["invalid"].as_array().unwrap().iter().map(|r| r["line"].as_i64().unwrap()).collect();
+    assert_eq!(bad_lines, [4, 5], "{report}");
+
+    assert_eq!(app.find("email=new@").await["subscribers"][0]["status"], "confirmed");
+    assert_eq!(app.find("email=new@").await["subscribers"][0]["tickers"], "NOK,AAPL");
+    assert_eq!(app.find("email=left@").await["subscribers"][0]["status"], "unsubscribed");
+    let no_email_column = app
+        .client
+        .post(format!("{}/admin/api/subscribers/import?consent=yes", app.address))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .body("name,tickers\r\nAnn,NOK\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_email_column.status(), 400);
 }

@@ -6,10 +6,10 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::domain::{SubscriberEmail, SubscriberStatus};
+use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus, Watchlist};
 use futures_util::StreamExt;
 
-use crate::store::{StoreError, SubscriberSummary};
+use crate::store::{ImportedReader, StoreError, SubscriberSummary};
 use crate::web::AppState;
 use crate::web::admin_auth::AdminApi;
 
@@ -119,6 +119,103 @@ fn csv_cell(value: &str) -> String {
     if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
 }
 
+/// The largest CSV an import takes.
+const MAX_IMPORT_BYTES: usize = 5 * 1024 * 1024;
+
+#[derive(Deserialize)]
+pub(super) struct ImportQuery {
+    /// `yes`: the admin confirms these people consented to the emails.
+    consent: Option<String>,
+}
+
+/// Imports readers from CSV (a header row naming `email`, and optionally
+/// `name` and `tickers`) as confirmed, after the admin confirms they
+/// consented (`?consent=yes`). Valid rows are added, known addresses are
+/// left alone, and invalid rows are reported with their line numbers.
+#[post("/admin/api/subscribers/import")]
+pub(super) async fn import_csv(
+    _: AdminApi,
+    query: web::Query<ImportQuery>,
+    mut body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if query.consent.as_deref() != Some("yes") {
+        return HttpResponse::UnprocessableEntity().json(json!({
+            "error": "Confirm that these people consented to get our emails: add ?consent=yes.",
+            "field": "consent",
+        }));
+    }
+    let mut csv = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let Ok(chunk) = chunk else { return bad_request("The body could not be read.") };
+        if csv.len() + chunk.len() > MAX_IMPORT_BYTES {
+            return HttpResponse::PayloadTooLarge()
+                .json(json!({ "error": format!("An import may be at most {} MiB.", MAX_IMPORT_BYTES >> 20) }));
+        }
+        csv.extend_from_slice(&chunk);
+    }
+    let (readers, invalid) = match parse_import(&csv) {
+        Ok(parsed) => parsed,
+        Err(message) => return bad_request(&message),
+    };
+    match state.store.import_subscribers(&readers).await {
+        Ok(added) => HttpResponse::Ok().json(json!({
+            "imported": added,
+            "already_known": readers.len() as u64 - added,
+            "invalid": invalid.iter().map(|(line, error)| json!({"line": line, "error": error})).collect::<Vec<_>>(),
+        })),
+        Err(error) => unavailable(error),
+    }
+}
+
+/// A row that cannot be imported: its line, and why.
+type InvalidRow = (u64, String);
+
+/// The valid rows, and each invalid one.
+fn parse_import(csv: &[u8]) -> Result<(Vec<ImportedReader>, Vec<InvalidRow>), String> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(csv);
+    let headers = reader.headers().map_err(|e| format!("The CSV could not be read: {e}"))?.clone();
+    let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let email_column = column("email").ok_or("The first row must name the columns, with an email column.")?;
+    let (name_column, tickers_column) = (column("name"), column("tickers"));
+    let (mut readers, mut invalid) = (Vec::new(), Vec::new());
+    for record in reader.records() {
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => {
+                let line = error.position().map_or(0, |position| line_of(csv, position));
+                invalid.push((line, format!("not a CSV row: {error}")));
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |position| line_of(csv, position));
+        let cell = |column: Option<usize>| column.and_then(|c| record.get(c)).unwrap_or_default();
+        let parsed = SubscriberEmail::parse(cell(Some(email_column))).and_then(|email| {
+            Ok(ImportedReader {
+                email,
+                name: SubscriberName::parse(cell(name_column))?,
+                watchlist: Watchlist::parse_text(cell(tickers_column))?,
+            })
+        });
+        match parsed {
+            Ok(reader) => readers.push(reader),
+            Err(message) => invalid.push((line, message)),
+        }
+    }
+    Ok((readers, invalid))
+}
+
+/// The line a record starts on, as an editor numbers it. (The csv crate's own
+/// line count is one short after CRLF line ends, so it is counted here from
+/// the record's byte offset, past any line end it points into.)
+fn line_of(csv: &[u8], position: &csv::Position) -> u64 {
+    let mut start = usize::try_from(position.byte()).unwrap_or(usize::MAX).min(csv.len());
+    while start < csv.len() && matches!(csv[start], b'\r' | b'\n') {
+        start += 1;
+    }
+    1 + csv[..start].iter().filter(|&&b| b == b'\n').count() as u64
+}
+
 /// One reader: their preferences, consent record and deliveries.
 #[get("/admin/api/subscribers/{id}")]
 pub(super) async fn show(_: AdminApi, id: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
@@ -181,6 +278,14 @@ pub(super) async fn erase(_: AdminApi, id: web::Path<String>, state: web::Data<A
 #[cfg(test)]
 mod tests {
     use super::csv_cell;
+
+    #[test]
+    fn import_errors_name_the_line_an_editor_shows_whatever_the_line_ends() {
+        for csv in ["email\na@x.example\nbad\n", "email\r\na@x.example\r\nbad\r\n", "email\r\n\"a@x.example\"\r\nbad"] {
+            let (readers, invalid) = super::parse_import(csv.as_bytes()).unwrap();
+            assert_eq!((readers.len(), invalid[0].0), (1, 3), "{csv:?}");
+        }
+    }
 
     #[test]
     fn csv_cells_that_look_like_formulas_or_hold_separators_are_escaped() {

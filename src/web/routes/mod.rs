@@ -40,6 +40,7 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(admin_api::create_edition)
         .service(admin_api::edition_progress)
         .service(admin_subscribers::export_csv)
+        .service(admin_subscribers::import_csv)
         .service(admin_subscribers::search)
         .service(admin_subscribers::show)
         .service(admin_subscribers::unsubscribe)
