@@ -93,27 +93,18 @@ impl Store {
     /// Records tiers as alerted without sending anything: for a move that had
     /// already happened when the reader started following the ticker.
     pub async fn mark_alerts_seen(&self, alerts: &[DueAlert]) -> StoreResult<()> {
-        let now = now();
-        in_transaction!(self, |tx| {
-            for alert in alerts {
-                sqlx::query(RAISE_TIER)
-                    .bind(alert.subscriber_id)
-                    .bind(&alert.symbol)
-                    .bind(&alert.trading_day)
-                    .bind(alert.direction)
-                    .bind(alert.tier)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        });
-        Ok(())
+        self.raise_alert_tiers(alerts, false).await.map(drop)
     }
 
     /// Queues each alert whose tier is higher than any sent for its key, in
     /// one transaction with the state that records it. Returns the deliveries
     /// queued (another instance may have queued some first).
     pub async fn queue_alerts(&self, alerts: &[DueAlert]) -> StoreResult<Vec<Uuid>> {
+        self.raise_alert_tiers(alerts, true).await
+    }
+
+    /// Raises each alert's tier where it is new, queueing its delivery when `send`.
+    async fn raise_alert_tiers(&self, alerts: &[DueAlert], send: bool) -> StoreResult<Vec<Uuid>> {
         let now = now();
         let queued = in_transaction!(self, |tx| {
             let mut queued = Vec::new();
@@ -128,7 +119,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                if raised == 1 {
+                if raised == 1 && send {
                     let id = Uuid::new_v4();
                     sqlx::query(
                         "INSERT INTO deliveries (id, kind, subscriber_id, recipient, payload, status, attempts, \
