@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::sync::Notify;
+use serde::Deserialize;
+use tokio::sync::{Notify, OnceCell};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -87,10 +88,14 @@ pub struct DeliveryWorker {
     tokens: TokenKey,
     settings: WorkerSettings,
     wakeup: Arc<Notify>,
-    editions: Arc<Mutex<HashMap<uuid::Uuid, Arc<EditionContent>>>>,
+    /// Each edition's snapshot, read once however many sends wait for it.
+    editions: Arc<Mutex<HashMap<uuid::Uuid, Arc<EditionCell>>>>,
     rate: Option<Arc<DefaultDirectRateLimiter>>,
     rate_per_domain: Option<Arc<DefaultKeyedRateLimiter<String>>>,
 }
+
+/// An edition's snapshot once read (`None`: there is no such edition).
+type EditionCell = OnceCell<Option<Arc<EditionContent>>>;
 
 /// What became of one claimed delivery, to be recorded.
 #[derive(Debug)]
@@ -285,21 +290,19 @@ impl DeliveryWorker {
         }
     }
 
-    /// An edition's snapshot, read once and kept while its deliveries go out.
+    /// An edition's snapshot, read once and kept while its deliveries go out:
+    /// the sends that start together wait for the one read (a failed read is
+    /// tried again by the next send).
     async fn edition(&self, id: uuid::Uuid) -> Result<Option<Arc<EditionContent>>, StoreError> {
-        if let Some(content) = self.editions.lock().expect("not poisoned").get(&id) {
-            return Ok(Some(content.clone()));
-        }
-        let Some(content) = self.store.edition_content(id).await? else {
-            return Ok(None);
+        let cell = {
+            let mut cache = self.editions.lock().expect("not poisoned");
+            if !cache.contains_key(&id) && cache.len() >= CACHED_EDITIONS {
+                cache.clear();
+            }
+            cache.entry(id).or_default().clone()
         };
-        let content = Arc::new(content);
-        let mut cache = self.editions.lock().expect("not poisoned");
-        if cache.len() >= CACHED_EDITIONS {
-            cache.clear();
-        }
-        cache.insert(id, content.clone());
-        Ok(Some(content))
+        let content = cell.get_or_try_init(|| async { Ok(self.store.edition_content(id).await?.map(Arc::new)) });
+        content.await.cloned()
     }
 
     fn render(&self, delivery: &ClaimedDelivery, edition: Option<&EditionContent>) -> Rendered {
@@ -357,7 +360,7 @@ impl DeliveryWorker {
                 let Some(edition) = edition else {
                     return Rendered::Fail("the digest's edition is gone".into());
                 };
-                let due: ReaderDue = match serde_json::from_value(delivery.payload.clone()) {
+                let due = match ReaderDue::deserialize(&delivery.payload) {
                     Ok(due) => due,
                     Err(error) => return Rendered::Fail(format!("digest payload: {error}")),
                 };
@@ -381,7 +384,7 @@ impl DeliveryWorker {
                 if subscriber.status != SubscriberStatus::Confirmed || !subscriber.alerts_enabled {
                     return Rendered::Suppress("the reader no longer takes alerts".into());
                 }
-                let alert: AlertPayload = match serde_json::from_value(delivery.payload.clone()) {
+                let alert = match AlertPayload::deserialize(&delivery.payload) {
                     Ok(alert) => alert,
                     Err(error) => return Rendered::Fail(format!("alert payload: {error}")),
                 };

@@ -1,14 +1,12 @@
 //! The price alert email: bulk mail like the digest, one move per message.
 
-use askama::Template;
 use lettre::Message;
 
-use super::messages::{EmailLinks, bulk_headers, compose_with_headers, render};
+use super::messages::{EmailLinks, bulk_headers, compose_with_headers, render, two_part_templates};
 use crate::jobs::alerts::AlertPayload;
 
-#[derive(Template)]
-#[template(path = "email/alert.html")]
-struct AlertHtml<'a> {
+/// What both parts of an alert show.
+struct AlertView<'a> {
     site_name: &'a str,
     name: &'a str,
     headline: &'a str,
@@ -22,20 +20,7 @@ struct AlertHtml<'a> {
     unsubscribe_url: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "email/alert.txt")]
-struct AlertText<'a> {
-    site_name: &'a str,
-    name: &'a str,
-    headline: &'a str,
-    alert: &'a AlertPayload,
-    price: String,
-    previous_close: String,
-    change_percent: String,
-    as_of: String,
-    preferences_url: &'a str,
-    unsubscribe_url: &'a str,
-}
+two_part_templates!(AlertView, AlertHtml = "email/alert.html", AlertText = "email/alert.txt");
 
 pub fn alert_email(
     links: &EmailLinks,
@@ -48,34 +33,21 @@ pub fn alert_email(
     let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
     let headline = format!("{} is {} {:.1}% today", alert.symbol, alert.direction, alert.change_percent.abs());
     let as_of = alert.as_of.with_timezone(&links.time_zone).format("%-d %b %Y, %H:%M %Z").to_string();
-    let (price, previous_close) = (format!("{:.2}", alert.price), format!("{:.2}", alert.previous_close));
-    let change_percent = format!("{:+.2}%", alert.change_percent);
-    let html = AlertHtml {
+    let view = AlertView {
         site_name: &links.site_name,
         name,
         headline: &headline,
         alert,
-        price: price.clone(),
-        previous_close: previous_close.clone(),
-        change_percent: change_percent.clone(),
-        as_of: as_of.clone(),
+        price: format!("{:.2}", alert.price),
+        previous_close: format!("{:.2}", alert.previous_close),
+        change_percent: format!("{:+.2}%", alert.change_percent),
+        as_of,
         up: alert.direction == "up",
         preferences_url: &preferences_url,
         unsubscribe_url: &unsubscribe_url,
     };
-    let text = AlertText {
-        site_name: &links.site_name,
-        name,
-        headline: &headline,
-        alert,
-        price: price.clone(),
-        previous_close,
-        change_percent,
-        as_of,
-        preferences_url: &preferences_url,
-        unsubscribe_url: &unsubscribe_url,
-    };
-    let subject = format!("{headline}: {price}");
+    let subject = format!("{headline}: {}", view.price);
+    let (text, html) = (render(&AlertText(&view))?, render(&AlertHtml(&view))?);
     let headers = bulk_headers(links, "alerts", &unsubscribe_url)?;
-    compose_with_headers(links, to, message_id, &subject, Some(headers), render(&text)?, render(&html)?)
+    compose_with_headers(links, to, message_id, &subject, Some(headers), text, html)
 }

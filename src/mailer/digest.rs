@@ -1,10 +1,9 @@
 //! The digest email: bulk mail, so it carries RFC 8058 one-click unsubscribe
 //! headers, a `List-Id`, and a visible unsubscribe and preferences link.
 
-use askama::Template;
 use lettre::Message;
 
-use super::messages::{EmailLinks, bulk_headers, compose_with_headers, render};
+use super::messages::{EmailLinks, bulk_headers, compose_with_headers, render, two_part_templates};
 use crate::jobs::digest::{PriceMove, ReaderDigest};
 use crate::store::Story;
 
@@ -29,9 +28,8 @@ struct StoryItem<'a> {
     published: String,
 }
 
-#[derive(Template)]
-#[template(path = "email/digest.html")]
-struct DigestHtml<'a> {
+/// What both parts of a digest show.
+struct DigestView<'a> {
     site_name: &'a str,
     name: &'a str,
     date: &'a str,
@@ -42,17 +40,7 @@ struct DigestHtml<'a> {
     unsubscribe_url: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "email/digest.txt")]
-struct DigestText<'a> {
-    site_name: &'a str,
-    name: &'a str,
-    date: &'a str,
-    stories: &'a [StoryItem<'a>],
-    moves: &'a [MoveRow],
-    preferences_url: &'a str,
-    unsubscribe_url: &'a str,
-}
+two_part_templates!(DigestView, DigestHtml = "email/digest.html", DigestText = "email/digest.txt");
 
 pub fn digest_email(
     links: &EmailLinks,
@@ -79,20 +67,11 @@ pub fn digest_email(
     let moves: Vec<MoveRow> =
         digest.moves.iter().map(|m| move_row(m, &local_time(m.as_of, "%-d %b %H:%M %Z"))).collect();
     let preheader = preheader(digest);
-    let html = DigestHtml {
+    let view = DigestView {
         site_name: &links.site_name,
         name,
         date: &date,
         preheader: &preheader,
-        stories: &stories,
-        moves: &moves,
-        preferences_url: &preferences_url,
-        unsubscribe_url: &unsubscribe_url,
-    };
-    let text = DigestText {
-        site_name: &links.site_name,
-        name,
-        date: &date,
         stories: &stories,
         moves: &moves,
         preferences_url: &preferences_url,
@@ -104,7 +83,8 @@ pub fn digest_email(
     };
     let subject = format!("{} digest, {}: {headline}", links.site_name, local_time(edition_at, "%a %-d %b"));
     let headers = bulk_headers(links, "digest", &unsubscribe_url)?;
-    compose_with_headers(links, to, message_id, &subject, Some(headers), render(&text)?, render(&html)?)
+    let (text, html) = (render(&DigestText(&view))?, render(&DigestHtml(&view))?);
+    compose_with_headers(links, to, message_id, &subject, Some(headers), text, html)
 }
 
 /// The line a mail client shows after the subject.

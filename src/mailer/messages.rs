@@ -128,6 +128,35 @@ pub fn welcome_email(
     compose(links, to, message_id, &format!("Welcome to {}", links.site_name), render(&text)?, render(&html)?)
 }
 
+/// The HTML and text templates of one email over one view: each reads the
+/// view's fields through `Deref`, so both parts are filled from one value.
+macro_rules! two_part_templates {
+    ($view:ident, $html:ident = $html_path:literal, $text:ident = $text_path:literal) => {
+        #[derive(askama::Template)]
+        #[template(path = $html_path)]
+        struct $html<'a>(&'a $view<'a>);
+
+        #[derive(askama::Template)]
+        #[template(path = $text_path)]
+        struct $text<'a>(&'a $view<'a>);
+
+        impl<'a> std::ops::Deref for $html<'a> {
+            type Target = $view<'a>;
+            fn deref(&self) -> &Self::Target {
+                self.0
+            }
+        }
+
+        impl<'a> std::ops::Deref for $text<'a> {
+            type Target = $view<'a>;
+            fn deref(&self) -> &Self::Target {
+                self.0
+            }
+        }
+    };
+}
+pub(super) use two_part_templates;
+
 /// The headers of bulk mail (digests, alerts): RFC 8058 one-click
 /// unsubscribe, and a `List-Id` per list (`Stock News digest
 /// <digest.news.example>`, RFC 2919) so readers can filter each.

@@ -135,28 +135,23 @@ impl Store {
 
     /// The newest visible stories, newest first.
     pub async fn recent_stories(&self, limit: u32) -> StoreResult<Vec<Story>> {
-        let rows: Vec<StoryRow> = on_reader!(self, |pool| {
-            sqlx::query_as(concat!(
-                "SELECT ",
-                story_columns!(),
-                " FROM stories WHERE NOT hidden ORDER BY published_at DESC, created_at DESC LIMIT $1"
-            ))
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-        })?;
-        Ok(rows.into_iter().map(Story::from).collect())
+        self.newest_stories(limit, false).await
     }
 
     /// The newest stories, hidden ones too, for the admin list.
     pub async fn all_recent_stories(&self, limit: u32) -> StoreResult<Vec<Story>> {
+        self.newest_stories(limit, true).await
+    }
+
+    async fn newest_stories(&self, limit: u32, with_hidden: bool) -> StoreResult<Vec<Story>> {
         let rows: Vec<StoryRow> = on_reader!(self, |pool| {
             sqlx::query_as(concat!(
                 "SELECT ",
                 story_columns!(),
-                " FROM stories ORDER BY published_at DESC, created_at DESC LIMIT $1"
+                " FROM stories WHERE (NOT hidden OR $2) ORDER BY published_at DESC, created_at DESC LIMIT $1"
             ))
             .bind(i64::from(limit))
+            .bind(with_hidden)
             .fetch_all(pool)
             .await
         })?;
