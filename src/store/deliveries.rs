@@ -100,7 +100,8 @@ const CLAIM_SQLITE: &str = "UPDATE deliveries \
      SET status = 'sending', claim_id = $1, attempts = attempts + 1, next_attempt_at = $2, updated_at = $3 \
      WHERE id IN (SELECT id FROM deliveries \
          WHERE status IN ('queued', 'sending') AND next_attempt_at <= $3 \
-         ORDER BY next_attempt_at LIMIT $4)";
+         ORDER BY next_attempt_at LIMIT $4) \
+     RETURNING id, kind, subscriber_id, recipient, payload, attempts, edition_id";
 
 // SKIP LOCKED lets several instances claim side by side without waiting on
 // each other's rows.
@@ -108,7 +109,8 @@ const CLAIM_POSTGRES: &str = "UPDATE deliveries \
      SET status = 'sending', claim_id = $1, attempts = attempts + 1, next_attempt_at = $2, updated_at = $3 \
      WHERE id IN (SELECT id FROM deliveries \
          WHERE status IN ('queued', 'sending') AND next_attempt_at <= $3 \
-         ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)";
+         ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, kind, subscriber_id, recipient, payload, attempts, edition_id";
 
 impl Store {
     /// Leases up to `limit` due deliveries for `lease`: queued ones whose time
@@ -117,45 +119,26 @@ impl Store {
         let now = now();
         let claim_id = Uuid::new_v4();
         let lease_end = now + lease;
-        let claimed = match self {
-            Store::Sqlite { writer, .. } => sqlx::query(CLAIM_SQLITE)
-                .bind(claim_id)
-                .bind(lease_end)
-                .bind(now)
-                .bind(i64::from(limit))
-                .execute(writer)
-                .await?
-                .rows_affected(),
-            Store::Postgres(pool) => sqlx::query(CLAIM_POSTGRES)
-                .bind(claim_id)
-                .bind(lease_end)
-                .bind(now)
-                .bind(i64::from(limit))
-                .execute(pool)
-                .await?
-                .rows_affected(),
+        let claim = match self {
+            Store::Sqlite { .. } => CLAIM_SQLITE,
+            Store::Postgres(_) => CLAIM_POSTGRES,
         };
-        if claimed == 0 {
+        let rows: Vec<ClaimedRow> = on_writer!(self, |pool| {
+            sqlx::query_as(claim).bind(claim_id).bind(lease_end).bind(now).bind(i64::from(limit)).fetch_all(pool).await
+        })?;
+        if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let (rows, subscribers): (Vec<ClaimedRow>, Vec<SubscriberRow>) = on_reader!(self, |pool| {
-            let rows = sqlx::query_as(
-                "SELECT id, kind, subscriber_id, recipient, payload, attempts, edition_id FROM deliveries \
-                 WHERE claim_id = $1",
-            )
-            .bind(claim_id)
-            .fetch_all(pool)
-            .await?;
-            let subscribers = sqlx::query_as(concat!(
+        let subscribers: Vec<SubscriberRow> = on_reader!(self, |pool| {
+            sqlx::query_as(concat!(
                 "SELECT ",
                 subscriber_columns!(),
                 " FROM subscribers WHERE id IN (SELECT subscriber_id FROM deliveries WHERE claim_id = $1)"
             ))
             .bind(claim_id)
             .fetch_all(pool)
-            .await?;
-            (rows, subscribers)
-        });
+            .await
+        })?;
         let mut subscribers: HashMap<Uuid, Subscriber> =
             into_subscribers(subscribers)?.into_iter().map(|s| (s.id, s)).collect();
         rows.into_iter()
@@ -215,7 +198,9 @@ impl Store {
         Ok(marked)
     }
 
-    /// Puts a claimed delivery back in the queue to try again at `retry_at`.
+    /// Puts a claimed delivery back in the queue to try again at `retry_at`;
+    /// one whose edition was paused meanwhile waits for the resume, and one
+    /// whose edition was cancelled is suppressed.
     pub async fn mark_delivery_retry(
         &self,
         delivery: &ClaimedDelivery,
@@ -224,7 +209,12 @@ impl Store {
     ) -> StoreResult<bool> {
         let result = on_writer!(self, |pool| {
             sqlx::query(
-                "UPDATE deliveries SET status = 'queued', last_error = $3, next_attempt_at = $4, updated_at = $5 \
+                "UPDATE deliveries SET \
+                     status = CASE WHEN (SELECT state FROM editions WHERE id = deliveries.edition_id) = 'cancelled' \
+                         THEN 'suppressed' ELSE 'queued' END, \
+                     next_attempt_at = CASE WHEN (SELECT state FROM editions WHERE id = deliveries.edition_id) = 'paused' \
+                         THEN $6 ELSE $4 END, \
+                     last_error = $3, updated_at = $5 \
                  WHERE id = $1 AND claim_id = $2 AND status = 'sending'",
             )
             .bind(delivery.id)
@@ -232,6 +222,7 @@ impl Store {
             .bind(error)
             .bind(retry_at)
             .bind(now())
+            .bind(super::editions::paused_until())
             .execute(pool)
             .await
             .map(|done| done.rows_affected())

@@ -78,10 +78,13 @@ macro_rules! digest_recipients {
 
 // Each delivery's payload keeps what its reader is due (stories stored after
 // `since`, published after `confirmed_at`) and their watchlist at this moment.
+// In SQLite the ids of one edition are consecutive after a prefix of its own
+// ($7), so its rows are appended to the primary key's B-tree instead of
+// scattered over it.
 const QUEUE_SQLITE: &str = concat!(
     "INSERT INTO deliveries (id, kind, subscriber_id, recipient, payload, status, attempts, next_attempt_at, \
          created_at, updated_at, edition_id) \
-     SELECT randomblob(16), 'digest', s.id, s.email, \
+     SELECT unhex($7 || printf('%012x', row_number() OVER ())), 'digest', s.id, s.email, \
          json_object('since', COALESCE(s.last_digest_at, s.confirmed_at), 'confirmed_at', s.confirmed_at, \
              'watchlist', s.tickers), \
          'queued', 0, $6, $6, $6, $5",
@@ -143,16 +146,17 @@ impl Store {
                         stories: stories.into_iter().map(Story::from).collect(),
                         quotes,
                     };
-                    let recipients = sqlx::query(queue)
+                    let mut queue = sqlx::query(queue)
                         .bind(run.frequency.as_str())
                         .bind(run.send_empty)
                         .bind(run.stories_until)
                         .bind(run.oldest_story)
                         .bind(id)
-                        .bind(run.now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
+                        .bind(run.now);
+                    if matches!(self, Store::Sqlite { .. }) {
+                        queue = queue.bind(delivery_id_prefix(run.now));
+                    }
+                    let recipients = queue.execute(&mut *tx).await?.rows_affected();
                     sqlx::query(
                         "UPDATE subscribers SET last_digest_at = $1 \
                          WHERE id IN (SELECT subscriber_id FROM deliveries WHERE edition_id = $2)",
@@ -206,6 +210,13 @@ impl Store {
         Ok(found.is_some())
     }
 
+    /// `sending`, `paused` or `cancelled`; `None` when there is no such edition.
+    pub async fn edition_state(&self, id: Uuid) -> StoreResult<Option<String>> {
+        Ok(on_reader!(self, |pool| {
+            sqlx::query_scalar("SELECT state FROM editions WHERE id = $1").bind(id).fetch_optional(pool).await
+        })?)
+    }
+
     pub async fn edition_content(&self, id: Uuid) -> StoreResult<Option<EditionContent>> {
         let content: Option<String> = on_reader!(self, |pool| {
             sqlx::query_scalar("SELECT content FROM editions WHERE id = $1").bind(id).fetch_optional(pool).await
@@ -250,6 +261,124 @@ impl Store {
             counts.extend(chunk_counts);
         }
         Ok(DeliveryProgress::from_counts(counts))
+    }
+}
+
+/// What an admin can do to an edition while it is being sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditionAction {
+    /// Nothing more is sent until it is resumed; sends already under way finish.
+    Pause,
+    Resume,
+    /// What has not been sent never will be (those deliveries become `suppressed`).
+    Cancel,
+}
+
+impl std::str::FromStr for EditionAction {
+    type Err = String;
+
+    fn from_str(action: &str) -> Result<Self, String> {
+        match action {
+            "pause" => Ok(Self::Pause),
+            "resume" => Ok(Self::Resume),
+            "cancel" => Ok(Self::Cancel),
+            _ => Err("action must be pause, resume or cancel".into()),
+        }
+    }
+}
+
+/// How an edition action went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EditionControl {
+    /// Done; the edition's state now.
+    Done(&'static str),
+    NoSuchEdition,
+    /// The edition's state does not allow it (a cancelled edition cannot be resumed).
+    NotNow(String),
+}
+
+/// The first 10 of an edition's delivery ids' 16 bytes, in hex: the time in
+/// milliseconds (as UUIDv7 starts) and 32 random bits.
+fn delivery_id_prefix(now: DateTime<Utc>) -> String {
+    let millis = u64::try_from(now.timestamp_millis()).unwrap_or_default() & 0xffff_ffff_ffff;
+    format!("{millis:012x}{:08x}", rand::random::<u32>())
+}
+
+/// Paused deliveries wait until this time, so the claim query passes them by
+/// without a check of its own; resuming makes them due now.
+pub(super) fn paused_until() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_370_764_800, 0).expect("9999-01-01 is a valid time")
+}
+
+impl Store {
+    /// Pauses, resumes or cancels edition `id`.
+    pub async fn control_edition(&self, id: Uuid, action: EditionAction) -> StoreResult<EditionControl> {
+        let now = super::now();
+        let (from, to): (&[&str], &'static str) = match action {
+            EditionAction::Pause => (&["sending"], "paused"),
+            EditionAction::Resume => (&["paused"], "sending"),
+            EditionAction::Cancel => (&["sending", "paused"], "cancelled"),
+        };
+        in_transaction!(self, |tx| {
+            let current: Option<String> = sqlx::query_scalar("SELECT state FROM editions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(current) = current else {
+                return Ok(EditionControl::NoSuchEdition);
+            };
+            if !from.contains(&current.as_str()) {
+                return Ok(EditionControl::NotNow(current));
+            }
+            // Guarded by the state read, so a resume racing a cancel cannot undo it.
+            let changed = sqlx::query("UPDATE editions SET state = $1 WHERE id = $2 AND state = $3")
+                .bind(to)
+                .bind(id)
+                .bind(&current)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if changed == 0 {
+                return Ok(EditionControl::NotNow(current));
+            }
+            match action {
+                // Deliveries whose worker died (lease run out) wait too, instead of being taken over.
+                EditionAction::Pause => {
+                    sqlx::query(
+                        "UPDATE deliveries SET status = 'queued', next_attempt_at = $1, updated_at = $2 \
+                         WHERE edition_id = $3 AND (status = 'queued' OR (status = 'sending' AND next_attempt_at <= $2))",
+                    )
+                    .bind(paused_until())
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                EditionAction::Resume => {
+                    sqlx::query(
+                        "UPDATE deliveries SET next_attempt_at = $1, updated_at = $1 \
+                         WHERE edition_id = $2 AND status = 'queued'",
+                    )
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                // A delivery being sent right now (its lease still running) is left to finish.
+                EditionAction::Cancel => {
+                    sqlx::query(
+                        "UPDATE deliveries SET status = 'suppressed', last_error = 'edition cancelled by an admin', \
+                             updated_at = $1 \
+                         WHERE edition_id = $2 AND (status = 'queued' OR (status = 'sending' AND next_attempt_at <= $1))",
+                    )
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            Ok(EditionControl::Done(to))
+        })
     }
 }
 

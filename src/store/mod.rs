@@ -5,6 +5,7 @@
 //! `ON CONFLICT`, `RETURNING`); where they differ, a method has two arms.
 
 mod alerts;
+mod dashboard;
 mod deliveries;
 mod editions;
 mod quotes;
@@ -25,12 +26,13 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use alerts::{AlertTiers, AlertWatcher, DueAlert};
+pub use dashboard::{DayCounts, DeliveryFailure, EditionSummary};
 pub use deliveries::{ClaimedDelivery, DeliveryCount, DeliveryKind, FinalStatus};
-pub use editions::{DeliveryProgress, DigestRun, EditionContent, EditionCreated};
+pub use editions::{DeliveryProgress, DigestRun, EditionAction, EditionContent, EditionControl, EditionCreated};
 pub use quotes::StoredQuote;
 pub use signup_writer::SignupWriter;
 pub use stories::{FeedState, NewStory, Story, StoryUpsert};
-pub use subscriber_admin::{DeliveryRecord, ImportedReader, SubscriberSummary};
+pub use subscriber_admin::{DeliveryRecord, ImportedReader, SubscriberRecord, SubscriberSummary};
 pub use subscribers::{ConfirmOutcome, ConsentRecord, PreferencesUpdate, SignupOutcome, SignupRecord};
 pub use test_sends::TestSendKey;
 

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Store, StoreResult, in_transaction, now, on_reader};
-use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus, Watchlist};
+use super::{ConsentRecord, Store, StoreError, StoreResult, in_transaction, now, on_reader};
+use crate::domain::{Subscriber, SubscriberEmail, SubscriberName, SubscriberStatus, Watchlist};
 use crate::tokens::new_nonce;
 
 /// A reader to import, already checked.
@@ -40,6 +40,14 @@ pub struct DeliveryRecord {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// One reader, their consent record, and their latest deliveries.
+#[derive(Debug, Clone)]
+pub struct SubscriberRecord {
+    pub subscriber: Subscriber,
+    pub consent: Option<ConsentRecord>,
+    pub deliveries: Vec<DeliveryRecord>,
+}
+
 /// The most deliveries a reader's history lists.
 const HISTORY_LIMIT: i64 = 100;
 
@@ -68,6 +76,18 @@ impl Store {
             .await
         })?;
         Ok(found)
+    }
+
+    /// One reader as an admin sees them: preferences, consent record and
+    /// latest deliveries; `None` when there is no such reader.
+    pub async fn subscriber_record(&self, id: Uuid) -> StoreResult<Option<SubscriberRecord>> {
+        let Some(subscriber) = self.subscriber(id).await? else {
+            return Ok(None);
+        };
+        let email = SubscriberEmail::parse(&subscriber.email).map_err(StoreError::Corrupt)?;
+        let consent = self.consent_record(&email).await?;
+        let deliveries = self.subscriber_history(id).await?;
+        Ok(Some(SubscriberRecord { subscriber, consent, deliveries }))
     }
 
     /// A reader's deliveries, newest first.
@@ -126,5 +146,16 @@ impl Store {
             sqlx::query("DELETE FROM subscribers WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() == 1
         });
         Ok(erased)
+    }
+
+    /// When `id` was last queued a digest; `None` before their first.
+    pub async fn last_digest_at(&self, id: Uuid) -> StoreResult<Option<DateTime<Utc>>> {
+        let at: Option<Option<DateTime<Utc>>> = on_reader!(self, |pool| {
+            sqlx::query_scalar("SELECT last_digest_at FROM subscribers WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(at.flatten())
     }
 }

@@ -1,0 +1,180 @@
+//! What the admin dashboard shows: sign-ups and unsubscribes by day, the
+//! latest editions with their progress, failures, and the newest quotes.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{DeliveryProgress, Store, StoreResult, StoredQuote, on_reader};
+
+/// Sign-ups and unsubscribes of one day (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayCounts {
+    pub day: NaiveDate,
+    pub signups: i64,
+    pub unsubscribes: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EditionSummary {
+    pub id: Uuid,
+    /// `daily` or `weekly`.
+    pub kind: String,
+    pub slot: String,
+    pub created_at: DateTime<Utc>,
+    pub recipients: i64,
+    /// `sending`, `paused` or `cancelled`.
+    pub state: String,
+    pub progress: DeliveryProgress,
+}
+
+impl EditionSummary {
+    /// Made by the schedule (its slot is a time), not by hand.
+    pub fn scheduled(&self) -> bool {
+        !self.slot.contains(":manual:")
+    }
+
+    /// What an admin should read: `paused`, `cancelled`, `sending`, or `done`.
+    pub fn status(&self) -> &str {
+        match self.state.as_str() {
+            "sending" if self.progress.is_done() => "done",
+            state => state,
+        }
+    }
+}
+
+/// A delivery that failed for good, or is waiting to be retried after an error.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DeliveryFailure {
+    pub id: Uuid,
+    pub kind: String,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A day (`YYYY-MM-DD`) and a count.
+type DayCount = (String, i64);
+
+#[derive(sqlx::FromRow)]
+struct EditionRow {
+    id: Uuid,
+    kind: String,
+    slot: String,
+    created_at: DateTime<Utc>,
+    recipients: i64,
+    state: String,
+}
+
+macro_rules! select_editions {
+    ($rest:literal) => {
+        concat!("SELECT id, kind, slot, created_at, recipients, state FROM editions ", $rest)
+    };
+}
+
+/// The UTC day of a timestamp column, as `YYYY-MM-DD`, in each backend's SQL.
+fn day_of(store: &Store, column: &str) -> String {
+    match store {
+        Store::Sqlite { .. } => format!("substr({column}, 1, 10)"),
+        Store::Postgres(_) => format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
+    }
+}
+
+impl Store {
+    /// One row per day from `since` to today, days without any included.
+    pub async fn daily_signups(&self, since: DateTime<Utc>, today: NaiveDate) -> StoreResult<Vec<DayCounts>> {
+        let count_by_day = |column: &str| {
+            format!(
+                "SELECT {day} AS day, COUNT(*) FROM subscribers WHERE {column} >= $1 GROUP BY {day}",
+                day = day_of(self, column)
+            )
+        };
+        let (signups, unsubscribes): (Vec<DayCount>, Vec<DayCount>) = on_reader!(self, |pool| {
+            let signups =
+                sqlx::query_as(sqlx::AssertSqlSafe(count_by_day("created_at"))).bind(since).fetch_all(pool).await?;
+            let unsubscribes = sqlx::query_as(sqlx::AssertSqlSafe(count_by_day("unsubscribed_at")))
+                .bind(since)
+                .fetch_all(pool)
+                .await?;
+            (signups, unsubscribes)
+        });
+        let count_on = |counts: &[DayCount], day: NaiveDate| {
+            let day = day.format("%Y-%m-%d").to_string();
+            counts.iter().find(|(d, _)| *d == day).map_or(0, |(_, n)| *n)
+        };
+        Ok(since
+            .date_naive()
+            .iter_days()
+            .take_while(|day| *day <= today)
+            .map(|day| DayCounts { day, signups: count_on(&signups, day), unsubscribes: count_on(&unsubscribes, day) })
+            .collect())
+    }
+
+    /// The newest editions, with how their deliveries stand.
+    pub async fn recent_editions(&self, limit: u32) -> StoreResult<Vec<EditionSummary>> {
+        let rows: Vec<EditionRow> = on_reader!(self, |pool| {
+            sqlx::query_as(select_editions!("ORDER BY created_at DESC LIMIT $1"))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        })?;
+        let mut editions = Vec::with_capacity(rows.len());
+        for row in rows {
+            editions.push(self.summarise(row).await?);
+        }
+        Ok(editions)
+    }
+
+    pub async fn edition_summary(&self, id: Uuid) -> StoreResult<Option<EditionSummary>> {
+        let row: Option<EditionRow> = on_reader!(self, |pool| {
+            sqlx::query_as(select_editions!("WHERE id = $1")).bind(id).fetch_optional(pool).await
+        })?;
+        match row {
+            Some(row) => Ok(Some(self.summarise(row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn summarise(&self, row: EditionRow) -> StoreResult<EditionSummary> {
+        Ok(EditionSummary {
+            progress: self.edition_progress(row.id).await?,
+            id: row.id,
+            kind: row.kind,
+            slot: row.slot,
+            created_at: row.created_at,
+            recipients: row.recipients,
+            state: row.state,
+        })
+    }
+
+    /// The latest deliveries that failed or wait for a retry, with their error.
+    pub async fn recent_failures(&self, limit: u32) -> StoreResult<Vec<DeliveryFailure>> {
+        on_reader!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, kind, recipient, status, attempts, last_error, updated_at FROM deliveries \
+                 WHERE last_error IS NOT NULL AND status IN ('failed', 'queued', 'sending') \
+                 ORDER BY updated_at DESC LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(Into::into)
+    }
+
+    /// The most recently updated quotes.
+    pub async fn newest_quotes(&self, limit: u32) -> StoreResult<Vec<StoredQuote>> {
+        on_reader!(self, |pool| {
+            sqlx::query_as(
+                "SELECT symbol, price, previous_close, currency, as_of, source FROM latest_quotes \
+                 ORDER BY as_of DESC, symbol LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(Into::into)
+    }
+}
