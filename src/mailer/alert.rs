@@ -1,8 +1,8 @@
 //! The price alert email: bulk mail like the digest, one move per message.
 
-use lettre::Message;
+use super::Email;
 
-use super::messages::{EmailLinks, bulk_headers, compose_with_headers, render, two_part_templates};
+use super::messages::{EmailContent, EmailLinks, render, two_part_templates};
 use crate::jobs::alerts::AlertPayload;
 
 /// What both parts of an alert show.
@@ -29,7 +29,16 @@ pub fn alert_email(
     name: &str,
     manage_token: &str,
     alert: &AlertPayload,
-) -> Result<Message, String> {
+) -> Result<Email, String> {
+    alert_content(links, name, manage_token, alert)?.into_message(links, to, message_id)
+}
+
+pub fn alert_content(
+    links: &EmailLinks,
+    name: &str,
+    manage_token: &str,
+    alert: &AlertPayload,
+) -> Result<EmailContent, String> {
     let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
     let headline = format!("{} is {} {:.1}% today", alert.symbol, alert.direction, alert.change_percent.abs());
     let as_of = alert.as_of.with_timezone(&links.time_zone).format("%-d %b %Y, %H:%M %Z").to_string();
@@ -48,6 +57,5 @@ pub fn alert_email(
     };
     let subject = format!("{headline}: {}", view.price);
     let (text, html) = (render(&AlertText(&view))?, render(&AlertHtml(&view))?);
-    let headers = bulk_headers(links, "alerts", &unsubscribe_url)?;
-    compose_with_headers(links, to, message_id, &subject, Some(headers), text, html)
+    Ok(EmailContent::bulk(subject, text, html, "alerts", unsubscribe_url))
 }

@@ -1,9 +1,9 @@
 //! The digest email: bulk mail, so it carries RFC 8058 one-click unsubscribe
 //! headers, a `List-Id`, and a visible unsubscribe and preferences link.
 
-use lettre::Message;
+use super::Email;
 
-use super::messages::{EmailLinks, bulk_headers, compose_with_headers, render, two_part_templates};
+use super::messages::{EmailContent, EmailLinks, render_with_capacity, two_part_templates};
 use crate::jobs::digest::{PriceMove, ReaderDigest};
 use crate::store::Story;
 
@@ -50,7 +50,17 @@ pub fn digest_email(
     manage_token: &str,
     digest: &ReaderDigest<'_>,
     edition_at: chrono::DateTime<chrono::Utc>,
-) -> Result<Message, String> {
+) -> Result<Email, String> {
+    digest_content(links, name, manage_token, digest, edition_at)?.into_message(links, to, message_id)
+}
+
+pub fn digest_content(
+    links: &EmailLinks,
+    name: &str,
+    manage_token: &str,
+    digest: &ReaderDigest<'_>,
+    edition_at: chrono::DateTime<chrono::Utc>,
+) -> Result<EmailContent, String> {
     let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
     let local_time =
         |at: chrono::DateTime<chrono::Utc>, format: &str| at.with_timezone(&links.time_zone).format(format).to_string();
@@ -82,9 +92,12 @@ pub fn digest_email(
         None => "your watchlist".into(),
     };
     let subject = format!("{} digest, {}: {headline}", links.site_name, local_time(edition_at, "%a %-d %b"));
-    let headers = bulk_headers(links, "digest", &unsubscribe_url)?;
-    let (text, html) = (render(&DigestText(&view))?, render(&DigestHtml(&view))?);
-    compose_with_headers(links, to, message_id, &subject, Some(headers), text, html)
+    // Each story shows its title, summary and link in both parts, and the
+    // HTML part about 600 bytes of markup around them.
+    let story_bytes: usize = digest.stories.iter().map(|s| s.title.len() + s.summary.len() + s.url.len() * 2).sum();
+    let text = render_with_capacity(&DigestText(&view), story_bytes + 2048)?;
+    let html = render_with_capacity(&DigestHtml(&view), story_bytes + digest.stories.len() * 640 + 6144)?;
+    Ok(EmailContent::bulk(subject, text, html, "digest", unsubscribe_url))
 }
 
 /// The line a mail client shows after the subject.

@@ -8,7 +8,8 @@ use std::fmt;
 use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm, DkimSigningKey,
 };
-use lettre::message::header::HeaderName;
+use lettre::message::header::{ContentTransferEncoding, HeaderName, HeaderValue};
+use lettre::message::{Body, Message};
 
 const SIGNED: [&str; 5] = ["From", "To", "Subject", "Date", "Message-ID"];
 const SIGNED_IN_BULK: [&str; 3] = ["List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"];
@@ -53,7 +54,17 @@ impl DkimSigner {
         })
     }
 
-    pub fn sign(&self, message: &mut lettre::Message, bulk: bool) {
+    /// The DKIM-Signature header of a message with these headers and this
+    /// body (without dot-stuffing). lettre signs; it is handed a message of
+    /// the same headers and body, so the signature covers exactly what is sent.
+    pub fn signature(&self, headers: &[HeaderValue], body: &[u8], bulk: bool) -> HeaderValue {
+        let mut builder = Message::builder();
+        for header in headers {
+            builder = builder.raw_header(header.clone());
+        }
+        let body = Body::dangerous_pre_encoded(body.to_vec(), ContentTransferEncoding::SevenBit);
+        let mut message = builder.body(body).expect("our messages have From and To");
         message.sign(if bulk { &self.bulk } else { &self.transactional });
+        message.headers_mut().remove_raw("DKIM-Signature").expect("lettre adds its signature")
     }
 }

@@ -3,9 +3,11 @@
 
 use askama::Template;
 use chrono::{DateTime, Utc};
-use lettre::Message;
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{self, Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, Mailboxes};
+
+use super::Email;
+use super::email::Content;
 
 /// What every email needs to know about the site it comes from.
 #[derive(Debug, Clone)]
@@ -16,8 +18,6 @@ pub struct EmailLinks {
     /// Dates in emails are shown in the site's time zone.
     pub time_zone: chrono_tz::Tz,
     pub dkim: Option<std::sync::Arc<super::DkimSigner>>,
-    /// Before every subject: `[TEST] ` for test sends, empty otherwise.
-    pub subject_prefix: &'static str,
 }
 
 impl EmailLinks {
@@ -80,6 +80,36 @@ struct WelcomeText<'a> {
     watchlist: &'a str,
 }
 
+/// An email before it is addressed: what a preview shows, and what a message is made of.
+#[derive(Debug, Clone)]
+pub struct EmailContent {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// Bulk mail (digests, alerts): its list and the reader's unsubscribe URL.
+    list: Option<(&'static str, String)>,
+}
+
+impl EmailContent {
+    pub(super) fn bulk(
+        subject: String,
+        text: String,
+        html: String,
+        list: &'static str,
+        unsubscribe_url: String,
+    ) -> Self {
+        Self { subject, text, html, list: Some((list, unsubscribe_url)) }
+    }
+
+    pub fn into_message(self, links: &EmailLinks, to: &str, message_id: String) -> Result<Email, String> {
+        let headers = match &self.list {
+            Some((list, unsubscribe_url)) => Some(bulk_headers(links, list, unsubscribe_url)?),
+            None => None,
+        };
+        compose_with_headers(links, to, message_id, &self.subject, headers, self.text, self.html)
+    }
+}
+
 pub fn confirmation_email(
     links: &EmailLinks,
     to: &str,
@@ -87,19 +117,26 @@ pub fn confirmation_email(
     name: &str,
     token: &str,
     expires_at: DateTime<Utc>,
-) -> Result<Message, String> {
+) -> Result<Email, String> {
+    confirmation_content(links, name, token, expires_at)?.into_message(links, to, message_id)
+}
+
+pub fn confirmation_content(
+    links: &EmailLinks,
+    name: &str,
+    token: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<EmailContent, String> {
     let confirm_url = format!("{}/confirm/{token}", links.base_url);
     let expires = expires_at.format("%A %-d %B %Y, %H:%M UTC").to_string();
     let html = ConfirmationHtml { site_name: &links.site_name, name, confirm_url: &confirm_url, expires: &expires };
     let text = ConfirmationText { site_name: &links.site_name, name, confirm_url: &confirm_url, expires: &expires };
-    compose(
-        links,
-        to,
-        message_id,
-        &format!("Confirm your subscription to {}", links.site_name),
-        render(&text)?,
-        render(&html)?,
-    )
+    Ok(EmailContent {
+        subject: format!("Confirm your subscription to {}", links.site_name),
+        text: render(&text)?,
+        html: render(&html)?,
+        list: None,
+    })
 }
 
 pub fn welcome_email(
@@ -109,7 +146,16 @@ pub fn welcome_email(
     name: &str,
     manage_token: &str,
     watchlist: &str,
-) -> Result<Message, String> {
+) -> Result<Email, String> {
+    welcome_content(links, name, manage_token, watchlist)?.into_message(links, to, message_id)
+}
+
+pub fn welcome_content(
+    links: &EmailLinks,
+    name: &str,
+    manage_token: &str,
+    watchlist: &str,
+) -> Result<EmailContent, String> {
     let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
     let html = WelcomeHtml {
         site_name: &links.site_name,
@@ -125,7 +171,12 @@ pub fn welcome_email(
         unsubscribe_url: &unsubscribe_url,
         watchlist,
     };
-    compose(links, to, message_id, &format!("Welcome to {}", links.site_name), render(&text)?, render(&html)?)
+    Ok(EmailContent {
+        subject: format!("Welcome to {}", links.site_name),
+        text: render(&text)?,
+        html: render(&html)?,
+        list: None,
+    })
 }
 
 /// The HTML and text templates of one email over one view: each reads the
@@ -160,7 +211,7 @@ pub(super) use two_part_templates;
 /// The headers of bulk mail (digests, alerts): RFC 8058 one-click
 /// unsubscribe, and a `List-Id` per list (`Stock News digest
 /// <digest.news.example>`, RFC 2919) so readers can filter each.
-pub(super) fn bulk_headers(links: &EmailLinks, list: &str, unsubscribe_url: &str) -> Result<Vec<HeaderValue>, String> {
+fn bulk_headers(links: &EmailLinks, list: &str, unsubscribe_url: &str) -> Result<Vec<HeaderValue>, String> {
     let header = |name: &str, value: String| {
         HeaderName::new_from_ascii(name.to_string())
             .map(|name| HeaderValue::new(name, value))
@@ -176,23 +227,20 @@ pub(super) fn bulk_headers(links: &EmailLinks, list: &str, unsubscribe_url: &str
 }
 
 pub(super) fn render(template: &impl Template) -> Result<String, String> {
-    template.render().map_err(|e| format!("template error: {e}"))
+    render_with_capacity(template, 0)
 }
 
-fn compose(
-    links: &EmailLinks,
-    to: &str,
-    message_id: String,
-    subject: &str,
-    text: String,
-    html: String,
-) -> Result<Message, String> {
-    compose_with_headers(links, to, message_id, subject, None, text, html)
+/// Renders into a string of `capacity` bytes to start with, so a long email
+/// is not copied over and over as it grows.
+pub(super) fn render_with_capacity(template: &impl Template, capacity: usize) -> Result<String, String> {
+    let mut rendered = String::with_capacity(capacity);
+    template.render_into(&mut rendered).map_err(|e| format!("template error: {e}"))?;
+    Ok(rendered)
 }
 
 /// A multipart text + HTML message; bulk mail (digests, alerts) with its
 /// `List-*` headers.
-pub(super) fn compose_with_headers(
+fn compose_with_headers(
     links: &EmailLinks,
     to: &str,
     message_id: String,
@@ -200,23 +248,25 @@ pub(super) fn compose_with_headers(
     bulk_headers: Option<Vec<HeaderValue>>,
     text: String,
     html: String,
-) -> Result<Message, String> {
+) -> Result<Email, String> {
     let to: Mailbox = to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?;
     let bulk = bulk_headers.is_some();
-    let subject = format!("{}{subject}", links.subject_prefix);
-    let mut builder = Message::builder().from(links.from.clone()).to(to).subject(subject).message_id(Some(message_id));
-    for header in bulk_headers.into_iter().flatten() {
-        builder = builder.raw_header(header);
-    }
-    let mut message = builder
-        .multipart(
-            MultiPart::alternative()
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
-        )
-        .map_err(|e| format!("cannot build message: {e}"))?;
-    if let Some(dkim) = &links.dkim {
-        dkim.sign(&mut message, bulk);
-    }
-    Ok(message)
+    let subject = subject.to_string();
+    let mut headers = vec![
+        header::From::from(Mailboxes::from(links.from.clone())).display(),
+        header::To::from(Mailboxes::from(to.clone())).display(),
+        header::Subject::from(subject.clone()).display(),
+        header::Date::now().display(),
+        header::MessageId::from(message_id).display(),
+    ];
+    headers.extend(bulk_headers.into_iter().flatten());
+    let content = Content {
+        envelope_from: &links.from.email,
+        envelope_to: &to.email,
+        subject,
+        headers,
+        text: &text,
+        html: &html,
+    };
+    Ok(Email::multipart_alternative(content, links.dkim.as_deref().map(|signer| (signer, bulk))))
 }

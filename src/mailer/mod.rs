@@ -4,18 +4,21 @@
 mod alert;
 mod digest;
 mod dkim;
+mod email;
 mod messages;
 mod smtp;
+mod wire;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use lettre::Message;
-
-pub use alert::alert_email;
-pub use digest::digest_email;
+pub use alert::{alert_content, alert_email};
+pub use digest::{digest_content, digest_email};
 pub use dkim::DkimSigner;
-pub use messages::{EmailLinks, confirmation_email, welcome_email};
+pub use email::Email;
+pub use messages::{
+    EmailContent, EmailLinks, confirmation_content, confirmation_email, welcome_content, welcome_email,
+};
 
 use crate::config::MailTransportSettings;
 use smtp::SmtpPool;
@@ -57,36 +60,19 @@ impl Mailer {
     }
 
     /// Sends one message. `file_stem` names the `.eml` file in outbox mode.
-    pub async fn send(&self, message: Message, file_stem: &str) -> Result<(), SendError> {
+    pub async fn send(&self, email: Email, file_stem: &str) -> Result<(), SendError> {
         match self {
-            Mailer::Smtp(pool) => pool.send(&message).await,
+            Mailer::Smtp(pool) => pool.send(email).await,
             Mailer::Outbox(dir) => {
                 // Write then rename, so a reader of the folder never sees half a message.
                 let partial = dir.join(format!(".{file_stem}.eml.partial"));
                 let done = dir.join(format!("{file_stem}.eml"));
                 let write = async {
-                    tokio::fs::write(&partial, message.formatted()).await?;
+                    tokio::fs::write(&partial, email.to_eml()).await?;
                     tokio::fs::rename(&partial, &done).await
                 };
                 write.await.map_err(|e| SendError::Transient(format!("cannot write {}: {e}", done.display())))
             }
         }
-    }
-}
-
-/// Sorts an SMTP failure into retry or give up. Only replies that say the
-/// mailbox is bad (550–553) bounce the address; a 5xx about our login is a
-/// set-up problem an admin will fix, so those messages wait and retry.
-fn classify(error: &lettre::transport::smtp::Error) -> SendError {
-    let code = error.status().map(u16::from);
-    let reply = match code {
-        Some(code) => format!("{code}: {error}"),
-        None => error.to_string(),
-    };
-    match code {
-        Some(550..=553) => SendError::Permanent { reply, bounce: true },
-        Some(530 | 534 | 535 | 538) => SendError::Transient(reply),
-        Some(_) if error.is_permanent() => SendError::Permanent { reply, bounce: false },
-        _ => SendError::Transient(reply),
     }
 }

@@ -1,0 +1,335 @@
+//! SMTP over connections we open and speak ourselves: TCP_NODELAY on every
+//! socket (lettre's transport leaves Nagle on, and each message then waits
+//! ~40 ms for the server's delayed ACK), and with servers that offer
+//! PIPELINING the envelope in one write, sent along with the content of the
+//! message before it: one round trip per message while messages queue up.
+
+mod reply;
+mod session;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, oneshot};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+use super::{Email, SendError};
+use crate::config::{SmtpSecurity, SmtpSettings};
+use session::{Session, SmtpError, SmtpStream, Timeouts};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const TIMEOUTS: Timeouts = Timeouts { reply: Duration::from_secs(60), data: Duration::from_secs(180) };
+/// Servers drop idle sessions (often after 60 s or more); a session with
+/// nothing to send for this long is closed rather than kept.
+const MAX_IDLE: Duration = Duration::from_secs(30);
+
+/// Sessions, each served by a task of its own that takes queued messages
+/// one after another (`SEND_CONCURRENCY` sessions at most).
+pub struct SmtpPool {
+    settings: SmtpSettings,
+    /// Our name in EHLO.
+    hello: String,
+    credentials: Option<(String, SecretString)>,
+    tls: TlsConnector,
+    timeouts: Timeouts,
+    max_sessions: usize,
+    queue: Mutex<Queue>,
+    /// Wakes a session task waiting for a message.
+    queued: Notify,
+}
+
+/// A message waiting for a session, and who waits for its outcome.
+struct Job {
+    email: Email,
+    done: oneshot::Sender<Result<(), SendError>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Session tasks running, and how many of them wait for a message.
+    sessions: usize,
+    waiting: usize,
+}
+
+impl SmtpPool {
+    pub fn new(settings: &SmtpSettings, max_sessions: usize) -> Self {
+        Self::with_timeouts(settings, max_sessions, TIMEOUTS)
+    }
+
+    fn with_timeouts(settings: &SmtpSettings, max_sessions: usize, timeouts: Timeouts) -> Self {
+        let roots = tokio_rustls::rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let tls_config =
+            ClientConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        let credentials = settings
+            .username
+            .as_ref()
+            .map(|user| (user.clone(), settings.password.clone().unwrap_or_else(|| SecretString::from(String::new()))));
+        Self {
+            settings: settings.clone(),
+            hello: lettre::transport::smtp::extension::ClientId::default().to_string(),
+            credentials,
+            tls: TlsConnector::from(Arc::new(tls_config)),
+            timeouts,
+            max_sessions: max_sessions.max(1),
+            queue: Mutex::default(),
+            queued: Notify::new(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let security = match self.settings.security {
+            SmtpSecurity::ImplicitTls => "TLS",
+            SmtpSecurity::StartTls => "STARTTLS",
+            SmtpSecurity::None => "no TLS",
+        };
+        format!("SMTP {}:{} ({security})", self.settings.host, self.settings.port)
+    }
+
+    /// Sends one message over the next free session.
+    pub async fn send(self: &Arc<Self>, email: Email) -> Result<(), SendError> {
+        let (done, outcome) = oneshot::channel();
+        let start_session = {
+            let mut queue = self.lock();
+            queue.jobs.push_back(Job { email, done });
+            let start = queue.waiting == 0 && queue.sessions < self.max_sessions;
+            queue.sessions += usize::from(start);
+            start
+        };
+        if start_session {
+            tokio::spawn(self.clone().serve());
+        } else {
+            self.queued.notify_one();
+        }
+        outcome.await.unwrap_or_else(|_| Err(SendError::Transient("the SMTP session ended abruptly".into())))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A session task: sends queued messages until none comes for `MAX_IDLE`.
+    async fn serve(self: Arc<Self>) {
+        let mut session = None;
+        // A message whose envelope already went out on `session`.
+        let mut pipelined: Option<Job> = None;
+        loop {
+            let (job, envelope_written) = match pipelined.take() {
+                Some(job) => (job, session.is_some()),
+                None => match self.next_job().await {
+                    Some(job) => (job, false),
+                    None => return,
+                },
+            };
+            let (outcome, next) = self.transact(&mut session, &job.email, envelope_written).await;
+            let _ = job.done.send(outcome);
+            pipelined = next;
+        }
+    }
+
+    /// The next queued message, or None (and the task is no longer counted)
+    /// once none came for `MAX_IDLE`.
+    async fn next_job(&self) -> Option<Job> {
+        loop {
+            {
+                let mut queue = self.lock();
+                if let Some(job) = queue.jobs.pop_front() {
+                    return Some(job);
+                }
+                queue.waiting += 1;
+            }
+            let woken = tokio::time::timeout(MAX_IDLE, self.queued.notified()).await;
+            let mut queue = self.lock();
+            queue.waiting -= 1;
+            if woken.is_err() {
+                let job = queue.jobs.pop_front();
+                queue.sessions -= usize::from(job.is_none());
+                return job;
+            }
+        }
+    }
+
+    /// Sends one message over `slot`'s session, opening one if there is none.
+    /// With PIPELINING, the envelope of the next queued message goes out with
+    /// this one's content, and that message is returned to be sent next. A
+    /// session that fails before the server answered anything of the message
+    /// (most likely closed while idle) is replaced and the message tried once
+    /// more; one that fails later may have delivered it, which is left to the
+    /// delivery's retry.
+    async fn transact(
+        &self,
+        slot: &mut Option<Session>,
+        email: &Email,
+        mut envelope_written: bool,
+    ) -> (Result<(), SendError>, Option<Job>) {
+        let (from, to) = (email.envelope_from.as_str(), email.envelope_to.as_str());
+        let mut may_retry = true;
+        loop {
+            let opened = slot.is_none();
+            let session = match slot {
+                Some(session) => session,
+                None => match self.connect().await {
+                    Ok(session) => slot.insert(session),
+                    Err(error) => return (Err(error), None),
+                },
+            };
+            let envelope = if !session.pipelining() {
+                session.send_stepwise(from, to, &email.data).await.map(|()| false)
+            } else if envelope_written {
+                session.read_envelope().await.map(|()| true)
+            } else {
+                match session.write_envelope(from, to).await {
+                    Ok(()) => session.read_envelope().await.map(|()| true),
+                    Err(error) => Err(error),
+                }
+            };
+            let unanswered = !session.answered();
+            let content_due = match envelope {
+                Ok(content_due) => content_due,
+                Err(error) => {
+                    if session.is_broken() {
+                        *slot = None;
+                    }
+                    let stale = matches!(&error, SmtpError::Broken(_))
+                        || matches!(&error, SmtpError::Rejected { reply, .. } if reply.code == 421);
+                    if stale && unanswered && !opened && may_retry {
+                        may_retry = false;
+                        envelope_written = false;
+                        *slot = None;
+                        continue;
+                    }
+                    return (Err(classify(error)), None);
+                }
+            };
+            if !content_due {
+                return (Ok(()), None);
+            }
+            let next = self.lock().jobs.pop_front();
+            let next_envelope =
+                next.as_ref().map(|job| (job.email.envelope_from.as_str(), job.email.envelope_to.as_str()));
+            let finished = session.finish(&email.data, next_envelope).await;
+            if session.is_broken() {
+                *slot = None;
+            }
+            return (finished.map_err(classify), next);
+        }
+    }
+
+    /// Opens a session: TCP (with TCP_NODELAY), TLS as configured, EHLO, login.
+    /// Any failure here is the session's, not a message's, so it is retried.
+    async fn connect(&self) -> Result<Session, SendError> {
+        let (host, port) = (self.settings.host.as_str(), self.settings.port);
+        let unreachable = |reason: String| SendError::Transient(format!("cannot connect to {host}:{port}: {reason}"));
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
+            .await
+            .map_err(|_| unreachable("timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        tcp.set_nodelay(true).map_err(|e| unreachable(e.to_string()))?;
+        let server_name = || ServerName::try_from(host.to_string()).map_err(|e| unreachable(e.to_string()));
+        let stream = match self.settings.security {
+            SmtpSecurity::ImplicitTls => {
+                let handshake = tokio::time::timeout(self.timeouts.reply, self.tls.connect(server_name()?, tcp));
+                let tls = handshake
+                    .await
+                    .map_err(|_| unreachable("TLS handshake timed out".into()))?
+                    .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))?;
+                SmtpStream::Tls(Box::new(tls))
+            }
+            SmtpSecurity::StartTls | SmtpSecurity::None => SmtpStream::Plain(tcp),
+        };
+        let refused = |error: SmtpError| unreachable(error.to_string());
+        let mut session = Session::start(stream, &self.hello, self.timeouts).await.map_err(refused)?;
+        if self.settings.security == SmtpSecurity::StartTls {
+            session = session.starttls(&self.tls, server_name()?, &self.hello).await.map_err(refused)?;
+        }
+        if let Some((username, password)) = &self.credentials {
+            session.login(username, password.expose_secret()).await.map_err(refused)?;
+        }
+        Ok(session)
+    }
+}
+
+/// Sorts a failed transaction into retry or give up. Only replies that say
+/// the mailbox is bad (550–553, to RCPT TO or, from servers that check late,
+/// at the end of DATA) bounce the address; a 5xx about our login or our
+/// sender address is a set-up problem an admin will fix, so those messages
+/// wait and retry.
+fn classify(error: SmtpError) -> SendError {
+    let reply_text = error.to_string();
+    match error {
+        SmtpError::Rejected { command, reply } => match (command, reply.code) {
+            (_, 530 | 534 | 535 | 538) | ("MAIL FROM", _) => SendError::Transient(reply_text),
+            (_, 550..=553) => SendError::Permanent { reply: reply_text, bounce: true },
+            (_, 500..=599) => SendError::Permanent { reply: reply_text, bounce: false },
+            _ => SendError::Transient(reply_text),
+        },
+        SmtpError::Broken(_) => SendError::Transient(reply_text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn rejected(command: &'static str, line: &str) -> SmtpError {
+        let code = line[..3].parse().unwrap();
+        SmtpError::Rejected { command, reply: reply::Reply { code, lines: vec![line[4..].to_string()] } }
+    }
+
+    #[test]
+    fn a_refused_mailbox_bounces_the_address_and_a_refused_sender_is_retried() {
+        let bounced =
+            |command, line| matches!(classify(rejected(command, line)), SendError::Permanent { bounce: true, .. });
+        let retried = |command, line| matches!(classify(rejected(command, line)), SendError::Transient(_));
+        assert!(bounced("RCPT TO", "550 5.1.1 no such user"));
+        assert!(bounced("DATA", "550 5.1.1 mailbox unavailable"), "a server that checks recipients late");
+        assert!(!bounced("DATA", "554 5.7.1 message refused as spam"));
+        assert!(retried("MAIL FROM", "553 5.7.1 sender address rejected"), "our set-up, not the reader");
+        assert!(retried("AUTH", "535 5.7.8 bad credentials"));
+        assert!(retried("RCPT TO", "450 4.2.0 mailbox busy"));
+    }
+
+    /// A server that greets, then never answers again.
+    async fn silent_server(greeting: &'static [u8]) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                stream.write_all(greeting).await.unwrap();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    drop(stream);
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_server_that_stops_answering_times_out() {
+        let short = Timeouts { reply: Duration::from_millis(200), data: Duration::from_millis(200) };
+        for greeting in [&b""[..], b"220 mx.example\r\n"] {
+            let settings = SmtpSettings {
+                host: "127.0.0.1".into(),
+                port: silent_server(greeting).await,
+                security: SmtpSecurity::None,
+                username: None,
+                password: None,
+            };
+            let pool = SmtpPool::with_timeouts(&settings, 1, short);
+            let connecting = tokio::time::timeout(Duration::from_secs(5), pool.connect()).await.unwrap();
+            let Err(SendError::Transient(reason)) = connecting else { panic!("connected to a silent server") };
+            assert!(reason.contains("no reply from the server"), "{reason}");
+        }
+    }
+}
