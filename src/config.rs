@@ -64,6 +64,21 @@ impl std::fmt::Debug for SmtpSettings {
     }
 }
 
+/// The one admin account of the admin pages.
+#[derive(Clone)]
+pub struct AdminLogin {
+    /// Lower case.
+    pub email: String,
+    /// An argon2 hash in PHC form (`$argon2id$v=19$...`), checked at start-up.
+    pub password_hash: SecretString,
+}
+
+impl std::fmt::Debug for AdminLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminLogin").field("email", &self.email).finish_non_exhaustive()
+    }
+}
+
 /// Where mail goes: an SMTP server, or `.eml` files in a folder.
 #[derive(Debug, Clone)]
 pub enum MailTransportSettings {
@@ -86,6 +101,12 @@ pub struct Settings {
     pub mail_transport: MailTransportSettings,
     pub secret_key: Option<SecretString>,
     pub admin_token: Option<SecretString>,
+    /// The admin pages' login; `None` until `ADMIN_EMAIL` and `ADMIN_PASSWORD_HASH` are set.
+    pub admin_login: Option<AdminLogin>,
+    /// How long an admin stays logged in.
+    pub admin_session_ttl: Duration,
+    /// Login attempts allowed per client IP per minute.
+    pub admin_login_attempts_per_minute: u32,
     pub log_format: LogFormat,
     /// Sign-ups allowed per client IP per hour; 0 turns the limit off.
     pub signup_limit_per_hour: u32,
@@ -121,7 +142,8 @@ pub struct Settings {
     /// A slot that fires later than this after its time is skipped, not sent late.
     pub digest_max_lateness: Duration,
     pub digest_rules: crate::jobs::digest::DigestRules,
-    pub alert_check_interval: Duration,
+    /// When price moves are checked against readers' thresholds (cron, in `time_zone`).
+    pub alert_schedule: croner::Cron,
     /// Quotes older than this never alert (a closed market's last price).
     pub alert_max_quote_age: Duration,
     /// Signs every message when `DKIM_SELECTOR`, `DKIM_DOMAIN` and `DKIM_PRIVATE_KEY_FILE` are set.
@@ -192,6 +214,7 @@ impl Settings {
             }
             token => token.map(SecretString::from),
         };
+        let admin_login = admin_login(&vars)?;
         let log_format = match vars.text("LOG_FORMAT").as_deref() {
             None | Some("auto") => LogFormat::Auto,
             Some("json") => LogFormat::Json,
@@ -235,6 +258,9 @@ impl Settings {
             mail_transport,
             secret_key,
             admin_token,
+            admin_login,
+            admin_session_ttl: Duration::from_secs(3600 * vars.parsed::<u64>("ADMIN_SESSION_HOURS", 12)?),
+            admin_login_attempts_per_minute: vars.parsed("ADMIN_LOGIN_ATTEMPTS_PER_MINUTE", 5)?,
             log_format,
             signup_limit_per_hour: vars.parsed("SIGNUP_LIMIT_PER_HOUR", 10)?,
             trust_proxy_headers: vars.flag("TRUST_PROXY_HEADERS", false)?,
@@ -262,7 +288,7 @@ impl Settings {
                 send_empty: vars.flag("DIGEST_SEND_EMPTY", false)?,
                 story_settle: Duration::from_secs(vars.parsed("DIGEST_STORY_SETTLE_SECONDS", 30)?),
             },
-            alert_check_interval: vars.seconds_at_least_one("ALERT_CHECK_SECONDS", 300)?,
+            alert_schedule: vars.cron("ALERT_SCHEDULE", "*/5 * * * *")?,
             alert_max_quote_age: Duration::from_secs(60 * vars.parsed::<u64>("ALERT_MAX_QUOTE_AGE_MINUTES", 30)?),
             dkim,
         })
@@ -315,6 +341,27 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
             Some("0" | "false" | "no" | "off") => Ok(false),
             Some(other) => Err(self.error(name, format!("'{other}' is not true or false"))),
         }
+    }
+}
+
+fn admin_login<F: Fn(&str) -> Option<String>>(vars: &Vars<'_, F>) -> Result<Option<AdminLogin>, ConfigError> {
+    match (vars.text("ADMIN_EMAIL"), vars.text("ADMIN_PASSWORD_HASH")) {
+        (None, None) => Ok(None),
+        (Some(email), Some(hash)) => {
+            let email = crate::domain::SubscriberEmail::parse(&email).map_err(|m| vars.error("ADMIN_EMAIL", m))?;
+            argon2::PasswordHash::new(&hash).map_err(|e| {
+                vars.error(
+                    "ADMIN_PASSWORD_HASH",
+                    format!("is not an argon2 hash ({e}); make one with `tickermail admin hash-password`"),
+                )
+            })?;
+            Ok(Some(AdminLogin { email: email.as_ref().to_lowercase(), password_hash: SecretString::from(hash) }))
+        }
+        (Some(_), None) => Err(vars.error(
+            "ADMIN_PASSWORD_HASH",
+            "is needed with ADMIN_EMAIL; make one with `tickermail admin hash-password`".into(),
+        )),
+        (None, Some(_)) => Err(vars.error("ADMIN_EMAIL", "is needed with ADMIN_PASSWORD_HASH".into())),
     }
 }
 
@@ -425,6 +472,16 @@ mod tests {
         assert_eq!(s.database_url, "sqlite://tickermail.db");
         assert_eq!(s.base_url, "http://127.0.0.1:8080");
         assert!(matches!(s.mail_transport, MailTransportSettings::Outbox(ref p) if p.ends_with("outbox")));
+    }
+
+    #[test]
+    fn the_example_env_file_parses_and_gives_valid_settings() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example");
+        let vars: HashMap<String, String> =
+            dotenvy::from_path_iter(path).unwrap().collect::<Result<_, _>>().expect(".env.example parses");
+        assert_eq!(vars["SITE_NAME"], "Stock News");
+        let s = Settings::from_lookup(|name| vars.get(name).cloned()).expect("its values are valid");
+        assert_eq!(s.site_name, "Stock News");
     }
 
     #[test]

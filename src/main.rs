@@ -55,6 +55,11 @@ enum Command {
         #[arg(long, default_value = "digest")]
         kind: String,
     },
+    /// Admin account tools.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Poll the feeds (FEED_URLS) and the quote providers (QUOTE_PROVIDERS)
     /// once, print what was stored, and exit: 0 when everything succeeded,
     /// 1 when a feed or a symbol failed. Market hours are not checked.
@@ -68,8 +73,21 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Read a password from standard input (its first line) and print its
+    /// argon2 hash for ADMIN_PASSWORD_HASH.
+    HashPassword,
+}
+
+/// Admin passwords shorter than this are refused.
+const MIN_PASSWORD_CHARS: usize = 12;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Admin { command: AdminCommand::HashPassword }) = cli.command {
+        return hash_password();
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => {
@@ -129,6 +147,7 @@ fn main() -> ExitCode {
                 println!("sent to {}: {subject}", to.as_str());
                 Ok(())
             }
+            Command::Admin { .. } => unreachable!("handled before the settings are read"),
             Command::Ingest { feeds, quotes } => {
                 let store = connect_and_migrate(&settings).await.map_err(|e| e.to_string())?;
                 let ingest = Ingest::new(store, &settings);
@@ -145,6 +164,33 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    use std::io::{BufRead, IsTerminal};
+    if std::io::stdin().is_terminal() {
+        eprintln!("Password (shown as you type; or pipe it in), then Enter:");
+    }
+    let mut password = String::new();
+    if let Err(error) = std::io::stdin().lock().read_line(&mut password) {
+        eprintln!("error: cannot read the password: {error}");
+        return ExitCode::FAILURE;
+    }
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        eprintln!("error: the password must be at least {MIN_PASSWORD_CHARS} characters");
+        return ExitCode::FAILURE;
+    }
+    match tickermail::web::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE
@@ -206,7 +252,7 @@ async fn print_quote_poll(ingest: &Ingest) -> Result<bool, String> {
         println!("quotes: no provider configured (QUOTE_PROVIDERS=none)");
         return Ok(true);
     }
-    let report = ingest.poll_quotes().await.map_err(|e| e.to_string())?;
+    let report = ingest.poll_quotes(None).await.map_err(|e| e.to_string())?;
     println!("quotes: {} stored, {} failed", report.stored.len(), report.failed.len());
     for (symbol, source) in &report.stored {
         println!("  {symbol}: from {source}");

@@ -16,7 +16,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::{Environment, Settings};
 use crate::domain::DigestFrequency;
 use crate::jobs::alerts::{AlertReport, check_alerts};
-use crate::jobs::digest::{digest_run, manual_slot};
+use crate::jobs::digest::manual_run;
 use crate::jobs::ingest::Ingest;
 use crate::jobs::scheduler::{self, AlertSchedule, DigestSchedules, PollIntervals};
 use crate::jobs::test_send::{TestKind, TestSendError, TestSender};
@@ -25,7 +25,7 @@ use crate::mailer::{EmailLinks, Mailer};
 use crate::store::{DeliveryProgress, EditionCreated, Story};
 use crate::store::{SignupWriter, Store};
 use crate::tokens::TokenKey;
-use crate::web::{AppState, PUBLIC_BODY_LIMIT, SignupLimiter, configure, security_headers};
+use crate::web::{AppState, IpLimiter, PUBLIC_BODY_LIMIT, configure, security_headers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -68,7 +68,6 @@ pub fn email_links(settings: &Settings) -> EmailLinks {
         from: settings.mail_from.clone(),
         time_zone: settings.time_zone,
         dkim: settings.dkim.clone(),
-        subject_prefix: "",
     }
 }
 
@@ -97,8 +96,13 @@ impl Application {
         let wakeup = Arc::new(Notify::new());
         let stop_background = CancellationToken::new();
 
-        let test_sender =
-            Arc::new(TestSender::new(store.clone(), mailer.clone(), email_links(&settings), tokens.clone()));
+        let test_sender = Arc::new(TestSender::new(
+            store.clone(),
+            mailer.clone(),
+            email_links(&settings),
+            tokens.clone(),
+            settings.digest_rules,
+        ));
         let worker = DeliveryWorker::new(
             store.clone(),
             mailer,
@@ -111,12 +115,18 @@ impl Application {
         let ingest = Arc::new(Ingest::new(store.clone(), &settings));
         let every = PollIntervals { feeds: settings.feed_poll_interval, quotes: settings.quote_poll_interval };
         let digests = DigestSchedules::from_settings(&settings);
-        let alerts =
-            AlertSchedule { every: settings.alert_check_interval, max_quote_age: settings.alert_max_quote_age };
+        let alerts = AlertSchedule {
+            schedule: settings.alert_schedule.clone(),
+            time_zone: settings.time_zone,
+            max_quote_age: settings.alert_max_quote_age,
+        };
         let scheduler = scheduler::start(store.clone(), ingest, every, digests, alerts).await?;
 
-        let signup_limiter = SignupLimiter::new(settings.signup_limit_per_hour);
-        tokio::spawn(forget_idle_clients(signup_limiter.clone(), stop_background.clone()));
+        let signup_limiter = IpLimiter::per_hour(settings.signup_limit_per_hour);
+        let login_limiter = IpLimiter::per_minute(settings.admin_login_attempts_per_minute);
+        for limiter in [&signup_limiter, &login_limiter] {
+            tokio::spawn(forget_idle_clients(limiter.clone(), stop_background.clone()));
+        }
 
         let resend_interval = settings.confirmation_resend_interval;
         let state = web::Data::new(AppState {
@@ -124,6 +134,7 @@ impl Application {
             settings: Arc::new(settings),
             tokens,
             signup_limiter,
+            login_limiter,
             signups: SignupWriter::start(store.clone(), resend_interval),
             worker_wakeup: wakeup,
             test_sender,
@@ -171,7 +182,7 @@ impl Application {
     }
 }
 
-async fn forget_idle_clients(limiter: SignupLimiter, stop: CancellationToken) {
+async fn forget_idle_clients(limiter: IpLimiter, stop: CancellationToken) {
     let mut interval = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
@@ -205,7 +216,7 @@ pub async fn run_digest_now(
 ) -> Result<DigestOutcome, StartupError> {
     let store = connect_and_migrate(settings).await?;
     let now = crate::store::now();
-    let run = digest_run(frequency, manual_slot(frequency), now, settings.digest_rules);
+    let run = manual_run(frequency, now, settings.digest_rules);
     if dry_run {
         let (recipients, stories) = store.preview_digest(&run).await?;
         return Ok(DigestOutcome::WouldSend { recipients, stories });
@@ -263,9 +274,10 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<DeliveryProgress, crate::store::StoreError>>,
 {
+    let never = CancellationToken::new();
     loop {
         // While there is work to claim, claim it; count only when there is none.
-        if worker.run_once().await? == 0 {
+        if worker.run_until_idle(&never).await? == 0 {
             let now = progress().await?;
             if now.is_done() {
                 return Ok(now);
@@ -284,6 +296,6 @@ pub async fn send_test_now(
     let store = connect_and_migrate(settings).await.map_err(|e| e.to_string())?;
     let tokens = token_key(settings, &store).await.map_err(|e| e.to_string())?;
     let mailer = Mailer::new(&settings.mail_transport, 1)?;
-    let sender = TestSender::new(store, mailer, email_links(settings), tokens);
+    let sender = TestSender::new(store, mailer, email_links(settings), tokens, settings.digest_rules);
     sender.send(to, kind).await.map_err(|e: TestSendError| e.to_string())
 }

@@ -5,6 +5,10 @@
 //!   expires after the configured time.
 //! - A manage token (unsubscribe and preferences) names the subscriber and
 //!   their `token_nonce`; it lasts as long as the subscription.
+//! - An admin session names its expiry and is tied to the admin's email and
+//!   password hash, so changing the password ends every session. A form's CSRF
+//!   token is derived from the session (or, on the login form, from a random
+//!   value in a cookie), so another site cannot make one.
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
@@ -90,6 +94,35 @@ impl TokenKey {
     }
 }
 
+impl TokenKey {
+    pub fn admin_session(&self, email: &str, password_hash: &str, expires_at: DateTime<Utc>) -> String {
+        let expires = expires_at.timestamp().to_string();
+        let signature = self.sign(&[b"admin-session", email.as_bytes(), password_hash.as_bytes(), expires.as_bytes()]);
+        format!("{expires}.{signature}")
+    }
+
+    /// Whether `session` was made for this admin and has not expired.
+    pub fn verify_admin_session(&self, session: &str, email: &str, password_hash: &str, now: DateTime<Utc>) -> bool {
+        let Some((expires, signature)) = session.split_once('.') else {
+            return false;
+        };
+        let unexpired = expires.parse::<i64>().is_ok_and(|expires| expires > now.timestamp());
+        unexpired
+            && self
+                .verify(&[b"admin-session", email.as_bytes(), password_hash.as_bytes(), expires.as_bytes()], signature)
+    }
+
+    /// The CSRF token of the forms shown with `session` (a session cookie, or
+    /// the login form's random cookie).
+    pub fn csrf_token(&self, session: &str) -> String {
+        self.sign(&[b"csrf", session.as_bytes()])
+    }
+
+    pub fn verify_csrf_token(&self, session: &str, token: &str) -> bool {
+        self.verify(&[b"csrf", session.as_bytes()], token)
+    }
+}
+
 /// A fresh random value for a subscriber's `token_nonce` (128 bits).
 pub fn new_nonce() -> String {
     hex::encode(rand::random::<[u8; 16]>())
@@ -132,5 +165,27 @@ mod tests {
         assert!(key("k1").verify_manage_token(&token, "nonce-a"));
         assert!(!key("k1").verify_manage_token(&token, "nonce-b"));
         assert!(!key("k2").verify_manage_token(&token, "nonce-a"));
+    }
+
+    #[test]
+    fn an_admin_session_expires_and_ends_when_the_password_changes() {
+        let now = Utc::now();
+        let session = key("k1").admin_session("admin@example.com", "hash-1", now + chrono::Duration::hours(1));
+        assert!(key("k1").verify_admin_session(&session, "admin@example.com", "hash-1", now));
+        assert!(!key("k1").verify_admin_session(&session, "admin@example.com", "hash-2", now));
+        assert!(!key("k1").verify_admin_session(&session, "other@example.com", "hash-1", now));
+        assert!(!key("k2").verify_admin_session(&session, "admin@example.com", "hash-1", now));
+        let later = now + chrono::Duration::hours(2);
+        assert!(!key("k1").verify_admin_session(&session, "admin@example.com", "hash-1", later));
+        let extended = session.replacen(|c: char| c.is_ascii_digit(), "9", 1);
+        assert!(!key("k1").verify_admin_session(&extended, "admin@example.com", "hash-1", now));
+    }
+
+    #[test]
+    fn a_csrf_token_belongs_to_one_session() {
+        let token = key("k1").csrf_token("session-a");
+        assert!(key("k1").verify_csrf_token("session-a", &token));
+        assert!(!key("k1").verify_csrf_token("session-b", &token));
+        assert!(!key("k1").verify_csrf_token("session-a", ""));
     }
 }

@@ -1,7 +1,11 @@
 //! A canonical listing (exchange + symbol) and the symbol spelling each quote provider expects.
 
+use chrono::{DateTime, Datelike, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
 use std::fmt;
+
+/// Quotes are still polled this long after the closing bell, to catch the close.
+const AFTER_THE_CLOSE_MINUTES: i64 = 15;
 
 /// The venue a symbol trades on. All US venues (NYSE, Nasdaq, NYSE American/Arca, Cboe, OTC) are one value because
 /// every provider addresses them by the bare symbol.
@@ -278,6 +282,39 @@ impl Listing {
     }
 }
 
+impl Listing {
+    /// The regular session in the exchange's local time (lunch breaks included).
+    fn session(&self) -> (NaiveTime, NaiveTime) {
+        use Exchange::*;
+        let (open, close) = match self.exchange {
+            Us | Toronto | TsxVenture | Canadian | HongKong => ((9, 30), (16, 0)),
+            London => ((8, 0), (16, 30)),
+            Frankfurt => ((8, 0), (22, 0)),
+            Xetra | Paris | Amsterdam | Brussels | Lisbon | Milan | Madrid | Swiss | Stockholm => ((9, 0), (17, 30)),
+            Helsinki => ((10, 0), (18, 30)),
+            Copenhagen => ((9, 0), (17, 0)),
+            Oslo => ((9, 0), (16, 20)),
+            Tokyo | Korea | KoreaKosdaq => ((9, 0), (15, 30)),
+            Australia => ((10, 0), (16, 0)),
+            IndiaNse | IndiaBse => ((9, 15), (15, 30)),
+            Shanghai | Shenzhen => ((9, 30), (15, 0)),
+            Taiwan => ((9, 0), (13, 30)),
+        };
+        let time = |(hour, minute)| NaiveTime::from_hms_opt(hour, minute, 0).expect("a valid time of day");
+        (time(open), time(close))
+    }
+
+    /// Whether the exchange trades at `now` (a weekday, in its session, or
+    /// up to a quarter of an hour after the close). Holidays are not known: a
+    /// poll on one finds the last close again, which changes nothing.
+    pub fn is_trading(&self, now: DateTime<Utc>) -> bool {
+        let local = now.with_timezone(&self.time_zone());
+        let (open, close) = self.session();
+        let until = close + chrono::Duration::minutes(AFTER_THE_CLOSE_MINUTES);
+        !matches!(local.weekday(), Weekday::Sat | Weekday::Sun) && local.time() >= open && local.time() < until
+    }
+}
+
 impl fmt::Display for Listing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.key())
@@ -291,6 +328,30 @@ mod tests {
 
     fn listing(key: &str) -> Listing {
         Listing::parse_key(key).unwrap_or_else(|| panic!("{key} should parse"))
+    }
+
+    fn at(rfc3339: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(rfc3339).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn each_exchange_trades_in_its_own_hours_across_dst() {
+        let us = listing("NOK");
+        assert!(us.is_trading(at("2026-06-09T13:30:00Z")), "09:30 EDT on a Tuesday");
+        assert!(!us.is_trading(at("2026-06-09T13:29:00Z")));
+        assert!(us.is_trading(at("2026-06-09T20:14:00Z")), "just after the close");
+        assert!(!us.is_trading(at("2026-06-09T20:16:00Z")));
+        assert!(us.is_trading(at("2026-11-24T14:30:00Z")), "09:30 EST");
+        assert!(!us.is_trading(at("2026-11-24T13:30:00Z")), "08:30 EST");
+        assert!(!us.is_trading(at("2026-06-13T15:00:00Z")), "Saturday");
+        let oslo = listing("EQNR.OL");
+        assert!(oslo.is_trading(at("2026-11-24T08:00:00Z")), "09:00 in Oslo, before New York opens");
+        assert!(!oslo.is_trading(at("2026-11-24T16:00:00Z")), "17:00 in Oslo");
+        let tokyo = listing("7203.T");
+        assert!(tokyo.is_trading(at("2026-11-24T01:00:00Z")), "10:00 in Tokyo");
+        assert!(!tokyo.is_trading(at("2026-11-24T14:30:00Z")), "New York's morning is Tokyo's night");
+        let sydney = listing("BHP.AX");
+        assert!(sydney.is_trading(at("2026-11-23T23:30:00Z")), "10:30 AEDT on Tuesday is Monday in UTC");
     }
 
     #[test]

@@ -43,9 +43,19 @@ pub fn digest_run(frequency: DigestFrequency, slot: String, now: DateTime<Utc>, 
     }
 }
 
-/// The slot of a run made on demand (CLI, admin API): never taken before.
-pub fn manual_slot(frequency: DigestFrequency) -> String {
-    format!("{}:manual:{}", frequency.as_str(), uuid::Uuid::new_v4().simple())
+/// A run made on demand (CLI, admin pages and API), by the schedule's
+/// rules, under a slot never taken before.
+pub fn manual_run(frequency: DigestFrequency, now: DateTime<Utc>, rules: DigestRules) -> DigestRun {
+    let slot = format!("{}:manual:{}", frequency.as_str(), uuid::Uuid::new_v4().simple());
+    digest_run(frequency, slot, now, rules)
+}
+
+/// The digest an admin asks to run: `daily` or `weekly` (never `never`).
+pub fn on_demand_frequency(text: &str) -> Option<DigestFrequency> {
+    match text.parse() {
+        Ok(frequency @ (DigestFrequency::Daily | DigestFrequency::Weekly)) => Some(frequency),
+        _ => None,
+    }
 }
 
 /// Where a schedule stands at `now`.

@@ -6,27 +6,37 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{Timelike, Utc};
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 use super::alerts::check_alerts;
 use super::digest::{DigestRules, SlotCheck, digest_run, latest_slot};
-use super::ingest::{Ingest, us_market_is_open};
+use super::ingest::Ingest;
 use crate::config::Settings;
 use crate::domain::DigestFrequency;
 use crate::store::{Store, StoreError};
 
 /// Every five minutes (cron with seconds first, in UTC).
 const QUEUE_REPORT_SCHEDULE: &str = "0 */5 * * * *";
-/// Digest schedules are checked every minute, in UTC: the slot itself is
-/// worked out in the site's zone each time, so a DST change never shifts it
-/// (tokio-cron-scheduler keeps a zone's offset from when a job was made).
-const DIGEST_CHECK_SCHEDULE: &str = "0 * * * * *";
+/// Digest and alert schedules are checked every minute, in UTC: the slot
+/// itself is worked out in the site's zone each time, so a DST change never
+/// shifts it (tokio-cron-scheduler keeps a zone's offset from when a job was made).
+const EVERY_MINUTE: &str = "0 * * * * *";
 
-/// How often price alerts are checked, and how old a quote may be to alert.
+/// When price alerts are checked (a cron pattern in the site's zone), and
+/// how old a quote may be to alert.
 pub struct AlertSchedule {
-    pub every: Duration,
+    pub schedule: croner::Cron,
+    pub time_zone: chrono_tz::Tz,
     pub max_quote_age: Duration,
+}
+
+impl AlertSchedule {
+    /// Whether `now`'s minute, in the site's zone, is on the schedule.
+    fn is_due(&self, now: chrono::DateTime<Utc>) -> bool {
+        let minute = now.with_timezone(&self.time_zone).with_second(0).and_then(|t| t.with_nanosecond(0));
+        minute.is_some_and(|minute| self.schedule.is_time_matching(&minute).unwrap_or(false))
+    }
 }
 
 /// When digests go out.
@@ -58,7 +68,7 @@ pub struct PollIntervals {
 }
 
 /// Starts the scheduler with its jobs: the daily and weekly digests, price alerts, the
-/// feed poll, the quote poll during US market hours, and a report of the
+/// feed poll, the quote poll (each exchange while it trades), and a report of the
 /// outbox's depth so a stuck queue shows in the logs.
 pub async fn start(
     store: Store,
@@ -69,11 +79,16 @@ pub async fn start(
 ) -> Result<JobScheduler, JobSchedulerError> {
     let scheduler = JobScheduler::new().await?;
     let alert_store = store.clone();
+    let alerts = Arc::new(alerts);
     scheduler
-        .add(Job::new_repeated_async(alerts.every, move |_, _| {
-            let store = alert_store.clone();
+        .add(Job::new_async(EVERY_MINUTE, move |_, _| {
+            let (store, alerts) = (alert_store.clone(), alerts.clone());
             Box::pin(async move {
-                if let Err(error) = check_alerts(&store, crate::store::now(), alerts.max_quote_age, false).await {
+                let now = crate::store::now();
+                if !alerts.is_due(now) {
+                    return;
+                }
+                if let Err(error) = check_alerts(&store, now, alerts.max_quote_age, false).await {
                     tracing::error!(%error, "alert check failed");
                 }
             })
@@ -88,7 +103,7 @@ pub async fn start(
         .await?;
     let handled_slots = Arc::new(Mutex::new(HashSet::new()));
     scheduler
-        .add(Job::new_async(DIGEST_CHECK_SCHEDULE, move |_, _| {
+        .add(Job::new_async(EVERY_MINUTE, move |_, _| {
             let (store, digests, handled) = (store.clone(), digests.clone(), handled_slots.clone());
             Box::pin(async move { fire_due_digests(&store, &digests, &handled).await })
         })?)
@@ -109,10 +124,7 @@ pub async fn start(
             .add(Job::new_repeated_async(every.quotes, move |_, _| {
                 let ingest = ingest.clone();
                 Box::pin(async move {
-                    if !us_market_is_open(Utc::now()) {
-                        return;
-                    }
-                    if let Err(error) = ingest.poll_quotes().await {
+                    if let Err(error) = ingest.poll_quotes(Some(Utc::now())).await {
                         tracing::error!(%error, "quote poll failed");
                     }
                 })
@@ -181,5 +193,29 @@ async fn report_queue(store: &Store) {
             tracing::info!(deliveries = %by_status, "outbox report");
         }
         Err(error) => tracing::error!(%error, "outbox report failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(rfc3339: &str) -> chrono::DateTime<Utc> {
+        chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_alert_check_runs_on_the_minutes_of_its_schedule_in_the_sites_zone() {
+        let every_five = AlertSchedule {
+            schedule: "*/5 * * * *".parse().unwrap(),
+            time_zone: chrono_tz::America::New_York,
+            max_quote_age: Duration::from_secs(1800),
+        };
+        assert!(every_five.is_due(at("2026-11-24T15:05:00.004Z")), "a job that fires a few ms late");
+        assert!(!every_five.is_due(at("2026-11-24T15:06:00Z")));
+        let market_hours = AlertSchedule { schedule: "*/5 9-16 * * 1-5".parse().unwrap(), ..every_five };
+        assert!(market_hours.is_due(at("2026-11-24T14:00:00Z")), "09:00 EST");
+        assert!(!market_hours.is_due(at("2026-11-24T13:55:00Z")), "08:55 EST");
+        assert!(market_hours.is_due(at("2026-06-09T13:00:00Z")), "09:00 EDT");
     }
 }

@@ -1,7 +1,9 @@
-//! Test sends: a digest, an alert, a confirmation or a welcome email,
-//! rendered from the current stories and quotes, sent at once to any address
-//! with `[TEST]` before the subject, and answered with what the SMTP server
-//! said. Nothing is queued, counted, or recorded against any reader.
+//! Test sends and previews: a digest, an alert, a confirmation or a welcome
+//! email, rendered from the current stories and quotes, for a chosen reader
+//! or a sample one. A test send goes at once to any address with `[TEST]`
+//! before the subject, and is answered with what the SMTP server said.
+//! Nothing is queued, counted, or recorded against any reader, and the links
+//! in these emails belong to no reader (they open, and change nothing).
 
 use std::str::FromStr;
 
@@ -9,9 +11,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::alerts::{AlertPayload, move_tier};
-use super::digest::{ReaderDue, compose};
-use crate::domain::{SubscriberEmail, Watchlist};
-use crate::mailer::{EmailLinks, Mailer, alert_email, confirmation_email, digest_email, welcome_email};
+use super::digest::{DigestRules, ReaderDue, compose, manual_run};
+use crate::domain::{Subscriber, SubscriberEmail, Watchlist};
+use crate::mailer::{
+    EmailContent, EmailLinks, Mailer, alert_content, confirmation_content, digest_content, welcome_content,
+};
 use crate::store::{EditionContent, Store, StoreError};
 use crate::tokens::TokenKey;
 
@@ -60,75 +64,123 @@ pub struct TestSender {
     mailer: Mailer,
     links: EmailLinks,
     tokens: TokenKey,
+    digest_rules: DigestRules,
 }
 
 impl TestSender {
-    pub fn new(store: Store, mailer: Mailer, mut links: EmailLinks, tokens: TokenKey) -> Self {
-        links.subject_prefix = "[TEST] ";
-        Self { store, mailer, links, tokens }
+    pub fn new(store: Store, mailer: Mailer, links: EmailLinks, tokens: TokenKey, digest_rules: DigestRules) -> Self {
+        Self { store, mailer, links, tokens, digest_rules }
     }
 
     /// Renders and sends one test message; returns its subject once the
     /// server (or the outbox folder) accepted it.
     pub async fn send(&self, to: &SubscriberEmail, kind: TestKind) -> Result<String, TestSendError> {
-        let now = Utc::now();
-        let message_id = self.links.message_id(Uuid::new_v4());
-        // Links in a test carry tokens of no reader: they open, and change nothing.
-        let manage_token = self.tokens.manage_token(Uuid::nil(), "test");
-        let to = to.as_ref();
-        let message = match kind {
-            TestKind::Confirmation => {
-                let token = self.tokens.confirmation_token(Uuid::nil(), now);
-                confirmation_email(&self.links, to, message_id, "", &token, now + chrono::Duration::days(7))
-            }
-            TestKind::Welcome => welcome_email(&self.links, to, message_id, "", &manage_token, "NOK, AAPL"),
-            TestKind::Digest => {
-                let content = self.current_content(now).await?;
-                let watchlist =
-                    content.stories.iter().flat_map(|s| s.tickers.iter()).take(5).cloned().collect::<Vec<_>>();
-                let due = ReaderDue {
-                    since: DateTime::UNIX_EPOCH,
-                    confirmed_at: DateTime::UNIX_EPOCH,
-                    watchlist: Watchlist::parse_items(watchlist.iter().map(String::as_str)).unwrap_or_default(),
-                };
-                let digest = compose(&content, &due);
-                if digest.is_empty() {
-                    return Err(TestSendError::NothingToSend(
-                        "there are no stories or quotes yet: push a story or run `tickermail ingest`".into(),
-                    ));
-                }
-                digest_email(&self.links, to, message_id, "", &manage_token, &digest, now)
-            }
-            TestKind::Alert => {
-                let alert = self.biggest_move(now).await?;
-                alert_email(&self.links, to, message_id, "", &manage_token, &alert)
-            }
-        }
-        .map_err(TestSendError::Render)?;
-        let subject = message.headers().get_raw("Subject").unwrap_or_default().to_string();
-        let file_stem = format!("{}-test-{}", now.format("%Y%m%dT%H%M%S%.6f"), Uuid::new_v4().simple());
+        let mut content = self.preview(kind, None).await?;
+        content.subject = format!("[TEST] {}", content.subject);
+        let subject = content.subject.clone();
+        let message = content
+            .into_message(&self.links, to.as_ref(), self.links.message_id(Uuid::new_v4()))
+            .map_err(TestSendError::Render)?;
+        let file_stem = format!("{}-test-{}", Utc::now().format("%Y%m%dT%H%M%S%.6f"), Uuid::new_v4().simple());
         self.mailer.send(message, &file_stem).await.map_err(|e| TestSendError::Refused(e.to_string()))?;
         Ok(subject)
     }
 
-    async fn current_content(&self, now: DateTime<Utc>) -> Result<EditionContent, StoreError> {
-        let since = now - chrono::Duration::days(RECENT_DAYS);
-        Ok(EditionContent {
-            created_at: now,
-            stories: self.store.recent_stories(20).await?,
-            quotes: self.store.fresh_quotes(since).await?,
-        })
+    /// `kind` as it would be sent now to `reader`, or to a sample reader who
+    /// follows the tickers of the newest stories: for a reader, the digest has
+    /// the stories they have not had yet and the alert the biggest move on
+    /// their watchlist.
+    pub async fn preview(&self, kind: TestKind, reader: Option<&Subscriber>) -> Result<EmailContent, TestSendError> {
+        let now = Utc::now();
+        let manage_token = self.tokens.manage_token(Uuid::nil(), "test");
+        let name = reader.map_or("", |r| r.name.as_str());
+        match kind {
+            TestKind::Confirmation => {
+                let token = self.tokens.confirmation_token(Uuid::nil(), now);
+                confirmation_content(&self.links, name, &token, now + chrono::Duration::days(7))
+            }
+            TestKind::Welcome => {
+                let watchlist = reader.map_or_else(|| "NOK, AAPL".to_string(), |r| r.watchlist.to_string());
+                welcome_content(&self.links, name, &manage_token, &watchlist)
+            }
+            TestKind::Digest => {
+                let (content, due) = self.digest_for(reader, now).await?;
+                let digest = compose(&content, &due);
+                if digest.is_empty() {
+                    return Err(TestSendError::NothingToSend(match reader {
+                        Some(_) => "this reader has no new stories or watchlist moves for a digest now".into(),
+                        None => "there are no stories or quotes yet: push a story or run `tickermail ingest`".into(),
+                    }));
+                }
+                digest_content(&self.links, name, &manage_token, &digest, now)
+            }
+            TestKind::Alert => {
+                let alert = self.biggest_move(reader, now).await?;
+                alert_content(&self.links, name, &manage_token, &alert)
+            }
+        }
+        .map_err(TestSendError::Render)
     }
 
-    /// The largest move among recent quotes, as an alert to a reader with the default threshold.
-    async fn biggest_move(&self, now: DateTime<Utc>) -> Result<AlertPayload, TestSendError> {
+    /// What the next daily edition would hold, and what `reader` is due from it.
+    async fn digest_for(
+        &self,
+        reader: Option<&Subscriber>,
+        now: DateTime<Utc>,
+    ) -> Result<(EditionContent, ReaderDue), StoreError> {
+        let Some(reader) = reader else {
+            let since = now - chrono::Duration::days(RECENT_DAYS);
+            let content = EditionContent {
+                created_at: now,
+                stories: self.store.recent_stories(20).await?,
+                quotes: self.store.fresh_quotes(since).await?,
+            };
+            let watchlist = content.stories.iter().flat_map(|s| s.tickers.iter()).take(5);
+            let due = ReaderDue {
+                since: DateTime::UNIX_EPOCH,
+                confirmed_at: DateTime::UNIX_EPOCH,
+                watchlist: Watchlist::parse_items(watchlist.map(String::as_str)).unwrap_or_default(),
+            };
+            return Ok((content, due));
+        };
+        let frequency = match reader.digest_frequency {
+            crate::domain::DigestFrequency::Weekly => crate::domain::DigestFrequency::Weekly,
+            _ => crate::domain::DigestFrequency::Daily,
+        };
+        let mut run = manual_run(frequency, now, self.digest_rules);
+        // The next run is later: a story stored just now will be in it.
+        run.stories_until = now;
+        let (_, stories) = self.store.preview_digest(&run).await?;
+        let content =
+            EditionContent { created_at: now, stories, quotes: self.store.fresh_quotes(run.oldest_story).await? };
+        let confirmed_at = reader.confirmed_at.unwrap_or(reader.created_at);
+        let since = self.store.last_digest_at(reader.id).await?.unwrap_or(confirmed_at);
+        Ok((content, ReaderDue { since, confirmed_at, watchlist: reader.watchlist.clone() }))
+    }
+
+    /// The largest recent move (on `reader`'s watchlist when it has one there),
+    /// as an alert with the reader's threshold or a new reader's.
+    async fn biggest_move(
+        &self,
+        reader: Option<&Subscriber>,
+        now: DateTime<Utc>,
+    ) -> Result<AlertPayload, TestSendError> {
         let quotes = self.store.fresh_quotes(now - chrono::Duration::days(RECENT_DAYS)).await?;
-        let quote = quotes
-            .iter()
-            .max_by(|a, b| a.change_percent().abs().total_cmp(&b.change_percent().abs()))
+        let biggest = |on_watchlist: bool| {
+            quotes
+                .iter()
+                .filter(|q| {
+                    !on_watchlist
+                        || reader.is_some_and(|r| r.watchlist.tickers().iter().any(|t| t.as_str() == q.symbol))
+                })
+                .max_by(|a, b| a.change_percent().abs().total_cmp(&b.change_percent().abs()))
+        };
+        let quote = biggest(true)
+            .or_else(|| biggest(false))
             .ok_or_else(|| TestSendError::NothingToSend("there are no quotes yet: run `tickermail ingest`".into()))?;
+        let threshold = reader.map_or(SAMPLE_THRESHOLD_PERCENT, |r| r.alert_threshold.percent());
         let change_percent = quote.change_percent();
-        let tier = move_tier(change_percent, SAMPLE_THRESHOLD_PERCENT);
+        let tier = move_tier(change_percent, threshold);
         Ok(AlertPayload {
             symbol: quote.symbol.clone(),
             price: quote.price,
@@ -136,7 +188,7 @@ impl TestSender {
             change_percent,
             direction: if change_percent >= 0.0 { "up" } else { "down" }.into(),
             tier: tier.map_or(1, |t| t.tier),
-            threshold_percent: SAMPLE_THRESHOLD_PERCENT,
+            threshold_percent: threshold,
             as_of: quote.as_of,
         })
     }

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
-use tokio::sync::{Notify, OnceCell};
+use tokio::sync::{Notify, OnceCell, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -24,13 +24,23 @@ use crate::tokens::TokenKey;
 /// Editions kept in memory while their deliveries are sent (one is sent at a
 /// time in practice; a few cover a retry of an older one).
 const CACHED_EDITIONS: usize = 8;
+/// A pause or cancel reaches sends already claimed within this long.
+const EDITION_STATE_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// Messages rendered per SMTP session at a time: the next ones are rendered
 /// while the current ones are on the wire, so sessions never wait for the CPU.
-const RENDER_AHEAD: usize = 3;
+const RENDER_AHEAD: usize = 6;
+
+/// Deliveries under way (rendered, on the wire, or waiting to be recorded)
+/// at least, however few the sessions: outcomes wait a little to be recorded.
+const MIN_UNDER_WAY: usize = 64;
 
 /// Outcomes recorded in one statement, at most.
 const RECORD_CHUNK: usize = 64;
+
+/// How long outcomes are gathered before they are recorded: long enough for
+/// several sends to finish, short against the time a message takes.
+const RECORD_LINGER: Duration = Duration::from_millis(2);
 
 /// The longest wait between two attempts, however many have failed.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(6 * 3600);
@@ -90,6 +100,8 @@ pub struct DeliveryWorker {
     wakeup: Arc<Notify>,
     /// Each edition's snapshot, read once however many sends wait for it.
     editions: Arc<Mutex<HashMap<uuid::Uuid, Arc<EditionCell>>>>,
+    /// Whether each edition may send (not paused or cancelled), and when that was read.
+    edition_states: Arc<Mutex<HashMap<uuid::Uuid, (Instant, bool)>>>,
     rate: Option<Arc<DefaultDirectRateLimiter>>,
     rate_per_domain: Option<Arc<DefaultKeyedRateLimiter<String>>>,
 }
@@ -107,7 +119,7 @@ enum Disposition {
 
 /// What rendering decided: a message to send, or a reason not to.
 enum Rendered {
-    Email(lettre::Message),
+    Email(crate::mailer::Email),
     Suppress(String),
     Fail(String),
 }
@@ -124,15 +136,26 @@ impl DeliveryWorker {
         let rate = NonZeroU32::new(settings.rate).map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
         let rate_per_domain =
             NonZeroU32::new(settings.rate_per_domain).map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n))));
-        Self { store, mailer, links, tokens, settings, wakeup, editions: Arc::default(), rate, rate_per_domain }
+        Self {
+            store,
+            mailer,
+            links,
+            tokens,
+            settings,
+            wakeup,
+            editions: Arc::default(),
+            edition_states: Arc::default(),
+            rate,
+            rate_per_domain,
+        }
     }
 
-    /// Drains the outbox until `shutdown` is cancelled; a batch in progress is
-    /// finished first, so no send is cut off half-way.
+    /// Drains the outbox until `shutdown` is cancelled; sends in progress are
+    /// finished first, so none is cut off half-way.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(transport = %self.mailer.describe(), "delivery worker started");
         while !shutdown.is_cancelled() {
-            let idle = match self.run_once().await {
+            let idle = match self.run_until_idle(&shutdown).await {
                 Ok(0) => true,
                 Ok(_) => false,
                 Err(error) => {
@@ -151,45 +174,48 @@ impl DeliveryWorker {
         tracing::info!("delivery worker stopped");
     }
 
-    /// Claims one batch and processes it. Returns how many were claimed.
-    pub async fn run_once(&self) -> Result<usize, StoreError> {
-        let batch = self.store.claim_due_deliveries(self.settings.claim_limit(), self.settings.lease).await?;
-        let claimed = batch.len();
-        if claimed == 0 {
-            return Ok(0);
-        }
-        let claim_id = batch[0].claim_id;
+    /// Claims and sends batch after batch until none is due or `stop` is
+    /// cancelled, then waits for the sends in progress. Returns how many
+    /// deliveries were claimed.
+    pub async fn run_until_idle(&self, stop: &CancellationToken) -> Result<usize, StoreError> {
         // Each message is rendered and sent in a task of its own, on whichever
-        // runtime thread is free (rendering and encoding cost more CPU than
-        // sending), a few per SMTP session so that sessions never wait for a
-        // message to be rendered. The tasks are started by
-        // a task of their own, so recording outcomes below never holds up the
-        // next send. Outcomes are recorded in chunks of whatever has finished:
-        // a crash re-sends at most the messages whose chunk was not yet
-        // recorded. A task that died leaves its delivery to its lease.
+        // runtime thread is free (rendering costs more CPU than sending), a
+        // few per SMTP session so that sessions never wait for a message to
+        // be rendered. The tasks are started by a task of their own, which
+        // claims the next batch while the last messages of the one before are
+        // still on the wire, so sessions never wait for a claim either, and
+        // recording outcomes below never holds up a send. Outcomes are
+        // recorded in chunks of whatever has finished; each delivery holds a
+        // slot until its outcome is recorded, so a crash re-sends at most as
+        // many messages as there are slots, never more than a batch. A task
+        // that died leaves its delivery to its lease.
         let (outcomes, mut finished) = tokio::sync::mpsc::unbounded_channel();
-        let worker = self.clone();
-        tokio::spawn(async move {
-            let slots = Arc::new(tokio::sync::Semaphore::new(worker.settings.concurrency * RENDER_AHEAD));
-            for delivery in batch {
-                let Ok(slot) = slots.clone().acquire_owned().await else { return };
-                let (worker, outcomes) = (worker.clone(), outcomes.clone());
-                tokio::spawn(async move {
-                    let outcome = worker.process(delivery).await;
-                    drop(slot);
-                    let _ = outcomes.send(outcome);
-                });
-            }
-        });
+        let dispatching = tokio::spawn(self.clone().claim_and_dispatch(stop.clone(), outcomes));
         let mut tally = Tally::default();
         let mut chunk = Vec::with_capacity(RECORD_CHUNK);
         while finished.recv_many(&mut chunk, RECORD_CHUNK).await > 0 {
-            let mut sent = Vec::new();
-            for (delivery, disposition) in chunk.drain(..) {
+            // Let a few more finish, so that one statement records them together.
+            let linger = tokio::time::sleep(RECORD_LINGER);
+            tokio::pin!(linger);
+            while chunk.len() < RECORD_CHUNK {
+                let room = RECORD_CHUNK - chunk.len();
+                tokio::select! {
+                    received = finished.recv_many(&mut chunk, room) => if received == 0 { break },
+                    _ = &mut linger => break,
+                }
+            }
+            // Sent deliveries by claim: a chunk may straddle two batches.
+            let mut sent: Vec<(uuid::Uuid, Vec<uuid::Uuid>)> = Vec::new();
+            let mut slots = Vec::with_capacity(chunk.len());
+            for (delivery, disposition, slot) in chunk.drain(..) {
+                slots.push(slot);
                 tally.count(&disposition);
                 let recorded = match disposition {
                     Disposition::Sent => {
-                        sent.push(delivery.id);
+                        match sent.iter_mut().find(|(claim_id, _)| *claim_id == delivery.claim_id) {
+                            Some((_, ids)) => ids.push(delivery.id),
+                            None => sent.push((delivery.claim_id, vec![delivery.id])),
+                        }
                         continue;
                     }
                     Disposition::Retry { error, retry_at } => {
@@ -201,22 +227,53 @@ impl DeliveryWorker {
                 };
                 report_recorded(recorded.map(u64::from), 1);
             }
-            if !sent.is_empty() {
-                let marked = self.store.mark_deliveries_sent(claim_id, &sent, self.links.message_domain()).await;
-                report_recorded(marked, sent.len());
+            for (claim_id, ids) in sent {
+                let marked = self.store.mark_deliveries_sent(claim_id, &ids, self.links.message_domain()).await;
+                report_recorded(marked, ids.len());
             }
+            drop(slots);
         }
+        let claimed = dispatching.await.expect("the dispatching task does not panic");
         if let Some(limiter) = &self.rate_per_domain {
             limiter.retain_recent();
         }
-        tracing::info!(
-            claimed,
-            sent = tally.sent,
-            retry = tally.retry,
-            failed = tally.failed,
-            suppressed = tally.suppressed,
-            "delivery batch done"
-        );
+        if tally.total() > 0 {
+            tracing::info!(
+                sent = tally.sent,
+                retry = tally.retry,
+                failed = tally.failed,
+                suppressed = tally.suppressed,
+                "deliveries done"
+            );
+        }
+        claimed
+    }
+
+    /// Claims batches until none is due or `stop` is cancelled, and starts a
+    /// task per delivery, at most `RENDER_AHEAD` per SMTP session at a time.
+    async fn claim_and_dispatch(
+        self,
+        stop: CancellationToken,
+        outcomes: tokio::sync::mpsc::UnboundedSender<(ClaimedDelivery, Disposition, OwnedSemaphorePermit)>,
+    ) -> Result<usize, StoreError> {
+        let limit = self.settings.claim_limit() as usize;
+        let slots = Arc::new(Semaphore::new((self.settings.concurrency * RENDER_AHEAD).max(MIN_UNDER_WAY).min(limit)));
+        let mut claimed = 0;
+        while !stop.is_cancelled() {
+            let batch = self.store.claim_due_deliveries(self.settings.claim_limit(), self.settings.lease).await?;
+            if batch.is_empty() {
+                break;
+            }
+            claimed += batch.len();
+            for delivery in batch {
+                let slot = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+                let (worker, outcomes) = (self.clone(), outcomes.clone());
+                tokio::spawn(async move {
+                    let (delivery, disposition) = worker.process(delivery).await;
+                    let _ = outcomes.send((delivery, disposition, slot));
+                });
+            }
+        }
         Ok(claimed)
     }
 
@@ -251,6 +308,13 @@ impl DeliveryWorker {
                     delivery.id.simple()
                 );
                 self.wait_for_rate_limits(&delivery.recipient).await;
+                if let Some(id) = delivery.edition_id
+                    && !self.edition_may_send(id).await
+                {
+                    // Recorded as a retry, it waits for the resume, or is suppressed if cancelled.
+                    let error = "the edition was paused or cancelled".to_string();
+                    return (delivery, Disposition::Retry { error, retry_at: crate::store::now() });
+                }
                 match self.mailer.send(message, &file_stem).await {
                     Ok(()) => Disposition::Sent,
                     Err(error) => self.after_send_error(&delivery, error),
@@ -288,6 +352,30 @@ impl DeliveryWorker {
         if let Some(limiter) = &self.rate {
             limiter.until_ready().await;
         }
+    }
+
+    /// Whether edition `id` is still sending (not paused or cancelled), read
+    /// at most once a second, so a pause reaches the sends already claimed.
+    /// When the state cannot be read the send goes ahead, as it would have.
+    async fn edition_may_send(&self, id: uuid::Uuid) -> bool {
+        if let Some((read_at, may_send)) = self.edition_states.lock().expect("not poisoned").get(&id)
+            && read_at.elapsed() < EDITION_STATE_MAX_AGE
+        {
+            return *may_send;
+        }
+        let may_send = match self.store.edition_state(id).await {
+            Ok(state) => state.is_none_or(|state| state == "sending"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read an edition's state; sending");
+                true
+            }
+        };
+        let mut states = self.edition_states.lock().expect("not poisoned");
+        if states.len() >= CACHED_EDITIONS {
+            states.clear();
+        }
+        states.insert(id, (Instant::now(), may_send));
+        may_send
     }
 
     /// An edition's snapshot, read once and kept while its deliveries go out:
@@ -418,6 +506,10 @@ struct Tally {
 }
 
 impl Tally {
+    fn total(&self) -> usize {
+        self.sent + self.retry + self.failed + self.suppressed
+    }
+
     fn count(&mut self, disposition: &Disposition) {
         match disposition {
             Disposition::Sent => self.sent += 1,
