@@ -37,7 +37,7 @@ impl FromRequest for AdminApi {
 }
 
 /// Compares in constant time: hashes of equal length, no early exit.
-fn same_secret(given: &str, expected: &str) -> bool {
+pub(super) fn same_secret(given: &str, expected: &str) -> bool {
     let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(expected.as_bytes()));
     a.iter().zip(b.iter()).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }

@@ -1,10 +1,13 @@
-//! The HTTP side: public pages, the sign-up API, health checks, admin API.
+//! The HTTP side: public pages, the sign-up API, health checks, the admin
+//! pages and the admin API.
 
+mod admin;
 pub mod admin_auth;
 mod client_ip;
 mod pages;
 mod rate_limit;
 mod routes;
+mod subscriber_csv;
 
 use std::sync::Arc;
 
@@ -13,7 +16,8 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::web::{self, ServiceConfig};
 use tokio::sync::Notify;
 
-pub use rate_limit::SignupLimiter;
+pub use admin::{Dashboard, hash_password};
+pub use rate_limit::IpLimiter;
 
 use crate::config::Settings;
 use crate::store::{SignupWriter, Store};
@@ -30,7 +34,8 @@ pub struct AppState {
     pub store: Store,
     pub settings: Arc<Settings>,
     pub tokens: TokenKey,
-    pub signup_limiter: SignupLimiter,
+    pub signup_limiter: IpLimiter,
+    pub login_limiter: IpLimiter,
     pub signups: SignupWriter,
     /// Nudges the delivery worker when something was queued.
     pub worker_wakeup: Arc<Notify>,
@@ -39,6 +44,7 @@ pub struct AppState {
 
 pub fn configure(config: &mut ServiceConfig) {
     routes::configure(config);
+    admin::configure(config);
     config.default_service(web::to(pages::not_found));
 }
 

@@ -6,14 +6,20 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-/// Sign-ups per client IP per hour, with the whole hour's allowance usable at once.
+/// Requests per client IP (sign-ups per hour, admin logins per minute), with
+/// the whole period's allowance usable at once.
 #[derive(Clone)]
-pub struct SignupLimiter(Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>);
+pub struct IpLimiter(Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>);
 
-impl SignupLimiter {
+impl IpLimiter {
     /// `per_hour == 0` turns the limit off.
-    pub fn new(per_hour: u32) -> Self {
+    pub fn per_hour(per_hour: u32) -> Self {
         Self(NonZeroU32::new(per_hour).map(|n| Arc::new(RateLimiter::keyed(Quota::per_hour(n)))))
+    }
+
+    /// `per_minute == 0` turns the limit off.
+    pub fn per_minute(per_minute: u32) -> Self {
+        Self(NonZeroU32::new(per_minute).map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n)))))
     }
 
     /// `Err(retry_after)` when this IP has used its allowance.

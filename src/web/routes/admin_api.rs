@@ -6,15 +6,16 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::{DigestFrequency, SubscriberEmail, Ticker};
-use crate::jobs::digest::{digest_run, manual_slot};
+use crate::domain::{SubscriberEmail, Ticker};
+use crate::jobs::digest::{manual_run, on_demand_frequency};
 use crate::jobs::test_send::{TestKind, TestSendError};
 use crate::sources::{RawStory, clean_story};
-use crate::store::{StoreError, StoredQuote, StoryUpsert, TestSendKey};
-use crate::web::AppState;
+use crate::store::{EditionAction, EditionControl, StoreError, StoredQuote, StoryUpsert, TestSendKey};
+use crate::web::admin::Preview;
 use crate::web::admin_auth::AdminApi;
+use crate::web::{AppState, Dashboard};
 
-fn unavailable(error: StoreError) -> HttpResponse {
+pub(super) fn unavailable(error: StoreError) -> HttpResponse {
     tracing::error!(%error, "admin API request failed");
     HttpResponse::ServiceUnavailable().json(json!({ "error": "The database is unavailable; try again shortly." }))
 }
@@ -281,11 +282,10 @@ pub(super) async fn create_edition(
     body: web::Json<EditionInput>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let frequency = match body.frequency.as_deref().unwrap_or("daily").parse::<DigestFrequency>() {
-        Ok(frequency @ (DigestFrequency::Daily | DigestFrequency::Weekly)) => frequency,
-        _ => return invalid(None, "frequency", "frequency must be daily or weekly".into()).response(),
+    let Some(frequency) = on_demand_frequency(body.frequency.as_deref().unwrap_or("daily")) else {
+        return invalid(None, "frequency", "frequency must be daily or weekly".into()).response();
     };
-    let run = digest_run(frequency, manual_slot(frequency), crate::store::now(), state.settings.digest_rules);
+    let run = manual_run(frequency, crate::store::now(), state.settings.digest_rules);
     if body.dry_run {
         return match state.store.preview_digest(&run).await {
             Ok((recipients, stories)) => HttpResponse::Ok().json(json!({
@@ -327,23 +327,23 @@ pub(super) async fn edition_progress(_: AdminApi, id: web::Path<String>, state: 
 }
 
 #[derive(Deserialize)]
-pub(super) struct StoriesQuery {
+pub(super) struct ListQuery {
     limit: Option<u32>,
 }
 
-const MAX_ADMIN_STORIES: u32 = 200;
+/// The most items (stories, quotes, editions) one list answers with.
+const MAX_LISTED: u32 = 200;
 
 /// The newest stories, hidden ones too (`hidden: true`).
 #[get("/admin/api/stories")]
 pub(super) async fn list_stories(
     _: AdminApi,
-    query: web::Query<StoriesQuery>,
+    query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let limit = query.limit.unwrap_or(50);
-    if !(1..=MAX_ADMIN_STORIES).contains(&limit) {
-        return HttpResponse::BadRequest()
-            .json(json!({ "error": format!("limit must be from 1 to {MAX_ADMIN_STORIES}.") }));
+    if !(1..=MAX_LISTED).contains(&limit) {
+        return HttpResponse::BadRequest().json(json!({ "error": format!("limit must be from 1 to {MAX_LISTED}.") }));
     }
     match state.store.all_recent_stories(limit).await {
         Ok(stories) => HttpResponse::Ok().json(json!({ "stories": stories })),
@@ -367,6 +367,83 @@ pub(super) async fn hide_story(
     match state.store.set_story_hidden(id, hidden).await {
         Ok(true) => HttpResponse::Ok().json(json!({ "id": id, "hidden": hidden })),
         Ok(false) => HttpResponse::NotFound().json(json!({ "error": "No such story." })),
+        Err(error) => unavailable(error),
+    }
+}
+
+/// What the dashboard page shows, as JSON.
+#[get("/admin/api/dashboard")]
+pub(super) async fn dashboard(_: AdminApi, state: web::Data<AppState>) -> HttpResponse {
+    match Dashboard::load(&state.store, &state.settings).await {
+        Ok(dashboard) => HttpResponse::Ok().json(dashboard),
+        Err(error) => unavailable(error),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct PreviewQuery {
+    kind: Option<String>,
+    /// A reader's address; without one, a sample reader.
+    email: Option<String>,
+}
+
+/// `?kind=digest&email=ann@example.com`: the email as it would be sent now,
+/// `{subject, text, html}`; 422 with the reason when there is none to show.
+#[get("/admin/api/preview")]
+pub(super) async fn preview(_: AdminApi, query: web::Query<PreviewQuery>, state: web::Data<AppState>) -> HttpResponse {
+    let kind = query.kind.as_deref().unwrap_or("digest");
+    match Preview::load(&state, kind, query.email.as_deref().unwrap_or_default()).await {
+        Ok(Preview::Shown(content)) => HttpResponse::Ok().json(json!({
+            "kind": kind, "subject": content.subject, "text": content.text, "html": content.html,
+        })),
+        Ok(Preview::Refused(message)) => HttpResponse::UnprocessableEntity().json(json!({ "error": message })),
+        Err(error) => unavailable(error),
+    }
+}
+
+/// The newest editions with their progress and state.
+#[get("/admin/api/editions")]
+pub(super) async fn list_editions(_: AdminApi, state: web::Data<AppState>) -> HttpResponse {
+    match state.store.recent_editions(MAX_LISTED).await {
+        Ok(editions) => HttpResponse::Ok().json(json!({ "editions": editions })),
+        Err(error) => unavailable(error),
+    }
+}
+
+/// `POST /admin/api/editions/{id}/pause` (or `resume`, `cancel`): 200 with
+/// the edition's new state, 404, or 409 when its state does not allow it.
+#[post("/admin/api/editions/{id}/{action:pause|resume|cancel}")]
+pub(super) async fn control_edition(
+    _: AdminApi,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let (id, action) = path.into_inner();
+    let (Ok(id), Ok(action)) = (uuid::Uuid::parse_str(&id), action.parse::<EditionAction>()) else {
+        return HttpResponse::NotFound().json(json!({ "error": "No such edition." }));
+    };
+    match state.store.control_edition(id, action).await {
+        Ok(EditionControl::Done(edition_state)) => {
+            state.worker_wakeup.notify_one();
+            HttpResponse::Ok().json(json!({ "id": id, "state": edition_state }))
+        }
+        Ok(EditionControl::NoSuchEdition) => HttpResponse::NotFound().json(json!({ "error": "No such edition." })),
+        Ok(EditionControl::NotNow(current)) => HttpResponse::Conflict().json(
+            json!({ "error": format!("The edition is {current}; it cannot be changed that way."), "state": current }),
+        ),
+        Err(error) => unavailable(error),
+    }
+}
+
+/// The newest quotes (`?limit=`, default 50).
+#[get("/admin/api/quotes")]
+pub(super) async fn list_quotes(_: AdminApi, query: web::Query<ListQuery>, state: web::Data<AppState>) -> HttpResponse {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_LISTED).contains(&limit) {
+        return HttpResponse::BadRequest().json(json!({ "error": format!("limit must be from 1 to {MAX_LISTED}.") }));
+    }
+    match state.store.newest_quotes(limit).await {
+        Ok(quotes) => HttpResponse::Ok().json(json!({ "quotes": quotes })),
         Err(error) => unavailable(error),
     }
 }

@@ -1,0 +1,111 @@
+//! The dashboard: the list, the latest editions, the outbox, failures, the
+//! newest quotes and stories, and when the scheduled jobs run next.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, web};
+use askama::Template;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::pages::{html, unavailable};
+use super::session::AdminSession;
+use crate::config::Settings;
+use crate::store::{DayCounts, DeliveryFailure, EditionSummary, Store, StoreError, StoredQuote, Story};
+use crate::web::AppState;
+
+const DAYS: i64 = 30;
+const EDITIONS: u32 = 5;
+const FAILURES: u32 = 10;
+const QUOTES: u32 = 10;
+const STORIES: u32 = 10;
+
+/// What the dashboard shows; also `GET /admin/api/dashboard`.
+#[derive(Serialize)]
+pub struct Dashboard {
+    pub subscribers: BTreeMap<&'static str, i64>,
+    /// Sign-ups and unsubscribes per day (UTC), the last 30 days.
+    pub days: Vec<DayCounts>,
+    pub editions: Vec<EditionSummary>,
+    /// Deliveries waiting to be sent, and being sent.
+    pub queued: i64,
+    pub sending: i64,
+    pub failures: Vec<DeliveryFailure>,
+    pub quotes: Vec<StoredQuote>,
+    pub stories: Vec<Story>,
+    pub next_runs: Vec<NextRun>,
+}
+
+/// When a scheduled job runs next: a time for a cron schedule, an interval for a repeated poll.
+#[derive(Serialize)]
+pub struct NextRun {
+    pub job: &'static str,
+    pub at: Option<DateTime<Utc>>,
+    pub every_seconds: Option<u64>,
+}
+
+impl Dashboard {
+    pub async fn load(store: &Store, settings: &Settings) -> Result<Self, StoreError> {
+        let now = Utc::now();
+        let outbox = store.delivery_counts().await?;
+        let in_status = |status: &str| outbox.iter().filter(|c| c.status == status).map(|c| c.count).sum();
+        Ok(Self {
+            subscribers: store.subscriber_counts().await?.into_iter().map(|(s, n)| (s.as_str(), n)).collect(),
+            days: store.daily_signups(first_day(now), now.date_naive()).await?,
+            editions: store.recent_editions(EDITIONS).await?,
+            queued: in_status("queued"),
+            sending: in_status("sending"),
+            failures: store.recent_failures(FAILURES).await?,
+            quotes: store.newest_quotes(QUOTES).await?,
+            stories: store.all_recent_stories(STORIES).await?,
+            next_runs: next_runs(settings, now),
+        })
+    }
+}
+
+/// Midnight (UTC) at the start of the dashboard's first day.
+fn first_day(now: DateTime<Utc>) -> DateTime<Utc> {
+    (now.date_naive() - chrono::Duration::days(DAYS - 1)).and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+fn next_runs(settings: &Settings, now: DateTime<Utc>) -> Vec<NextRun> {
+    let local_now = now.with_timezone(&settings.time_zone);
+    let next = |schedule: &croner::Cron| {
+        schedule.find_next_occurrence(&local_now, false).ok().map(|at| at.with_timezone(&Utc))
+    };
+    let every = |job, interval: std::time::Duration| NextRun { job, at: None, every_seconds: Some(interval.as_secs()) };
+    let mut runs = vec![
+        NextRun { job: "daily digest", at: next(&settings.digest_schedule), every_seconds: None },
+        NextRun { job: "weekly digest", at: next(&settings.weekly_digest_schedule), every_seconds: None },
+        NextRun { job: "price alert check", at: next(&settings.alert_schedule), every_seconds: None },
+        every("quote poll (each exchange while it trades)", settings.quote_poll_interval),
+    ];
+    if !settings.feed_urls.is_empty() {
+        runs.push(every("feed poll", settings.feed_poll_interval));
+    }
+    runs
+}
+
+#[derive(Template)]
+#[template(path = "admin/dashboard.html")]
+struct DashboardPage<'a> {
+    site_name: &'a str,
+    csrf: &'a str,
+    dashboard: Dashboard,
+    busiest_day: i64,
+}
+
+#[get("/admin")]
+pub(super) async fn dashboard_page(session: AdminSession, state: web::Data<AppState>) -> HttpResponse {
+    match Dashboard::load(&state.store, &state.settings).await {
+        Ok(dashboard) => {
+            let busiest_day = dashboard.days.iter().map(|d| d.signups.max(d.unsubscribes)).max().unwrap_or(0).max(1);
+            html(
+                StatusCode::OK,
+                &DashboardPage { site_name: &state.settings.site_name, csrf: &session.csrf, dashboard, busiest_day },
+            )
+        }
+        Err(error) => unavailable(&state, error),
+    }
+}
