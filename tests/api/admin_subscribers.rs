@@ -6,10 +6,6 @@ use serde_json::{Value, json};
 use crate::helpers::{TEST_ADMIN_TOKEN, TestApp, spawn_app};
 
 impl TestApp {
-    async fn admin_get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.address)).bearer_auth(TEST_ADMIN_TOKEN).send().await.unwrap()
-    }
-
     async fn find(&self, query: &str) -> Value {
         let response = self.admin_get(&format!("/admin/api/subscribers?{query}")).await;
         assert_eq!(response.status(), 200, "{query}");

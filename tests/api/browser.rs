@@ -12,7 +12,7 @@ use tokio::process::Command;
 use tickermail::domain::SubscriberEmail;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{TEST_ADMIN_EMAIL, TEST_ADMIN_PASSWORD, spawn_app};
 
 async fn start_chromedriver() -> (tokio::process::Child, u16) {
     let driver = std::env::var("CHROMEDRIVER").expect("CHROMEDRIVER must name the chromedriver binary");
@@ -135,5 +135,37 @@ async fn the_form_embedded_on_another_site_posts_across_origins_and_lands_on_the
     let consent =
         app.store.consent_record(&SubscriberEmail::parse("embedded@example.com").unwrap()).await.unwrap().unwrap();
     assert_eq!(consent.source, format!("embedded form at {other_site}"));
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs CHROMEDRIVER; run by .ci/run"]
+async fn an_admin_logs_in_previews_the_digest_and_sends_a_test_copy_in_a_browser() {
+    let app = spawn_app().await;
+    app.with_a_story_and_quotes().await;
+    let (_driver, port) = start_chromedriver().await;
+    let browser = open_browser(port).await;
+
+    browser.goto(&format!("{}/admin/test-send", app.address)).await.unwrap();
+    wait_for_heading(&browser, "Admin login").await;
+    browser.find(Locator::Css("#email")).await.unwrap().send_keys(TEST_ADMIN_EMAIL).await.unwrap();
+    browser.find(Locator::Css("#password")).await.unwrap().send_keys(TEST_ADMIN_PASSWORD).await.unwrap();
+    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for_heading(&browser, "Test send").await;
+
+    browser.find(Locator::Css("#to")).await.unwrap().send_keys("me@admin.example").await.unwrap();
+    browser.find(Locator::Css("main button[type=submit]")).await.unwrap().click().await.unwrap();
+    let outcome = browser.wait().for_element(Locator::Css("#outcome")).await.unwrap().text().await.unwrap();
+    assert!(outcome.starts_with("Accepted by the mail server"), "{outcome}");
+    let mail = app.smtp.wait_for_mail_to("me@admin.example").await;
+    assert!(mail.header("Subject").unwrap().starts_with("[TEST] Stock News digest"));
+
+    browser.goto(&format!("{}/admin/preview", app.address)).await.unwrap();
+    wait_for_heading(&browser, "Preview").await;
+    let text_part = browser.find(Locator::Css("#text-part")).await.unwrap().text().await.unwrap();
+    assert!(text_part.contains("Nokia (NYSE:NOK) wins a deal"), "{text_part}");
+    browser.enter_frame(0).await.unwrap();
+    let html_part = browser.wait().for_element(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    assert!(html_part.contains("Nokia (NYSE:NOK) wins a deal"), "the framed HTML part shows: {html_part}");
     browser.close().await.unwrap();
 }

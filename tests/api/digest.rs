@@ -12,6 +12,7 @@ use tickermail::store::Store;
 
 use crate::cli::tickermail;
 use crate::helpers::{TEST_ADMIN_TOKEN, TEST_SECRET_KEY, TestApp, spawn_app};
+use crate::smtp_sink::ReceivedMail;
 
 impl TestApp {
     /// Runs `tickermail <args>` against this app's database, sending to its SMTP sink.
@@ -155,6 +156,7 @@ async fn with_a_dkim_key_every_message_is_signed_and_bulk_mail_over_its_unsubscr
     .await;
     let welcome = app.sign_up_and_confirm("reader@example.com").await;
     let signature = welcome.header("DKIM-Signature").expect("the welcome is signed");
+    verify_dkim_signature(&welcome, &DKIM_SEED);
     assert!(signature.contains("a=ed25519-sha256") && signature.contains("d=stocknews.example"), "{signature}");
     assert!(signature.contains("s=mail"), "{signature}");
     assert_eq!(signed_headers(&signature), "from:to:subject:date:message-id");
@@ -175,10 +177,74 @@ async fn with_a_dkim_key_every_message_is_signed_and_bulk_mail_over_its_unsubscr
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let digest = app.smtp.wait_for_mails_to("reader@example.com", 3, Duration::from_secs(10)).await.pop().unwrap();
     let signature = digest.header("DKIM-Signature").expect("the digest is signed");
+    verify_dkim_signature(&digest, &DKIM_SEED);
     assert_eq!(
         signed_headers(&signature),
         "from:to:subject:date:message-id:list-unsubscribe:list-unsubscribe-post:list-id"
     );
+}
+
+/// The test's Ed25519 key: the bytes 0 to 31.
+const DKIM_SEED: [u8; 32] = {
+    let mut seed = [0; 32];
+    let mut i = 0;
+    while i < 32 {
+        seed[i] = i as u8;
+        i += 1;
+    }
+    seed
+};
+
+/// Checks an ed25519-sha256 DKIM signature with relaxed/relaxed
+/// canonicalization (RFC 6376 §3.4.2, §3.4.4, §3.7; RFC 8463) as a receiver would.
+fn verify_dkim_signature(mail: &ReceivedMail, seed: &[u8; 32]) {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use ed25519_dalek::Verifier;
+    use sha2::{Digest, Sha256};
+
+    let (head, body) = mail.data.split_once("\r\n\r\n").expect("headers and body");
+    let relaxed_value = |value: &str| value.replace("\r\n", "").split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in head.split("\r\n") {
+        match fields.last_mut() {
+            Some((_, value)) if line.starts_with([' ', '\t']) => value.push_str(line),
+            _ => {
+                let (name, value) = line.split_once(':').expect("a header field");
+                fields.push((name.trim().to_ascii_lowercase(), value.to_string()));
+            }
+        }
+    }
+    let field = |name: &str| fields.iter().rev().find(|(n, _)| n == name).map(|(_, v)| relaxed_value(v));
+    let signature = field("dkim-signature").expect("signed");
+    let tag = |name: &str| {
+        signature
+            .split(';')
+            .find_map(|tag| tag.trim().strip_prefix(name)?.strip_prefix('='))
+            .map(|v| v.replace(' ', ""))
+    };
+
+    let mut canonical_body: Vec<String> = body
+        .split("\r\n")
+        .map(|line| line.split([' ', '\t']).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "))
+        .collect();
+    while canonical_body.last().is_some_and(String::is_empty) {
+        canonical_body.pop();
+    }
+    let canonical_body: String = canonical_body.iter().map(|line| format!("{line}\r\n")).collect();
+    let body_hash = STANDARD.encode(Sha256::digest(canonical_body.as_bytes()));
+    assert_eq!(tag("bh").as_deref(), Some(body_hash.as_str()), "the body hash matches the body received");
+
+    let mut signed = String::new();
+    for name in tag("h").unwrap().split(':') {
+        signed.push_str(&format!("{name}:{}\r\n", field(name).unwrap_or_default()));
+    }
+    let b_value = signature.split(';').map(str::trim).find(|t| t.starts_with("b=")).unwrap();
+    signed.push_str(&format!("dkim-signature:{}", signature.replacen(b_value, "b=", 1)));
+    let digest = Sha256::digest(signed.as_bytes());
+    let bytes: [u8; 64] = STANDARD.decode(tag("b").unwrap()).unwrap().try_into().unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(seed).verifying_key();
+    key.verify(&digest, &ed25519_dalek::Signature::from_bytes(&bytes)).expect("the signature verifies");
 }
 
 /// The `h=` tag of a DKIM-Signature: the headers it covers.
@@ -231,4 +297,23 @@ async fn an_admin_runs_a_digest_now_and_watches_its_progress() {
         .unwrap();
     assert_eq!(unknown.status(), 404);
     assert_eq!(app.post_admin_json("/admin/api/editions", &json!({}), None).await.status(), 401);
+}
+
+#[tokio::test]
+async fn the_scheduler_sends_the_digest_at_its_slot_without_anyone_asking() {
+    // Every minute, in a zone with a half-hour offset: the slot is worked out there.
+    let app = crate::helpers::spawn_app_with(&[
+        ("DIGEST_STORY_SETTLE_SECONDS", "0"),
+        ("DIGEST_SCHEDULE", "* * * * *"),
+        ("TIMEZONE", "Asia/Kolkata"),
+    ])
+    .await;
+    app.sign_up_and_confirm("scheduled@example.com").await;
+    app.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
+    // The check runs at the start of each minute; a story that just missed one is in the next.
+    let mails = app.smtp.wait_for_mails_to("scheduled@example.com", 3, Duration::from_secs(130)).await;
+    assert!(mails[2].header("Subject").unwrap().contains("Nokia (NYSE:NOK) wins a deal"));
+    let editions = app.store.recent_editions(10).await.unwrap();
+    assert!(editions.iter().all(|e| e.slot.starts_with("daily:") && e.slot.ends_with('Z')), "{editions:?}");
+    assert_eq!(editions.iter().filter(|e| e.recipients == 1).count(), 1, "one edition reached the reader");
 }

@@ -15,6 +15,11 @@ use crate::smtp_sink::{ReceivedMail, SmtpSink};
 
 pub const TEST_SECRET_KEY: &str = "test-secret-key-0123456789abcdef0123456789";
 pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const TEST_ADMIN_EMAIL: &str = "admin@stocknews.example";
+pub const TEST_ADMIN_PASSWORD: &str = "test-admin-password-0123";
+/// `TEST_ADMIN_PASSWORD` hashed by `tickermail admin hash-password`.
+pub const TEST_ADMIN_PASSWORD_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$iSW12gQDnqg0/cXhrpvGEg$6YOYZ8GAu6TIX4aAbb/jCrXUKPGIb/2pOHWSz5sPawY";
 
 pub struct TestApp {
     pub address: String,
@@ -81,6 +86,8 @@ pub async fn spawn_app_with_smtp_port(smtp_port: u16, overrides: &[(&str, &str)]
         ("MAIL_FROM", "Stock News <news@stocknews.example>"),
         ("SECRET_KEY", TEST_SECRET_KEY),
         ("ADMIN_TOKEN", TEST_ADMIN_TOKEN),
+        ("ADMIN_EMAIL", TEST_ADMIN_EMAIL),
+        ("ADMIN_PASSWORD_HASH", TEST_ADMIN_PASSWORD_HASH),
         ("SIGNUP_LIMIT_PER_HOUR", "0"),
         ("SEND_RETRY_BASE_SECONDS", "1"),
         ("WORKER_POLL_MS", "100"),
@@ -170,6 +177,18 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// A GET of the admin API with the token.
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.address)).bearer_auth(TEST_ADMIN_TOKEN).send().await.unwrap()
+    }
+
+    /// A GET of the admin API that must answer 200, as JSON.
+    pub async fn admin_get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.admin_get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
     /// Signs up `email` by form and returns the confirmation email.
     pub async fn sign_up(&self, email: &str) -> ReceivedMail {
         let response =
@@ -208,4 +227,106 @@ impl TestApp {
 
 pub fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// A logged-in admin's browser, as far as HTTP goes: the session cookie, and
+/// the CSRF token the pages put in their forms.
+pub struct AdminPages {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// The value of the hidden `csrf` field in a page.
+pub fn csrf_in(page: &str) -> String {
+    let start = page.find("name=\"csrf\" value=\"").expect("the page has a CSRF field") + 19;
+    page[start..].split('"').next().unwrap().to_string()
+}
+
+/// The whole `Set-Cookie` header of cookie `name` in `response`, attributes and all.
+pub fn set_cookie_header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(String::from)
+}
+
+/// The `name=value` of cookie `name` set by `response`.
+pub fn cookie_set_by(response: &reqwest::Response, name: &str) -> Option<String> {
+    set_cookie_header(response, name).map(|v| v.split(';').next().unwrap().to_string())
+}
+
+impl TestApp {
+    /// Opens the login page: its cookie and CSRF token.
+    pub async fn admin_login_form(&self) -> (String, String) {
+        let response = self.get("/admin/login").await;
+        assert_eq!(response.status(), 200);
+        let cookie = cookie_set_by(&response, "tickermail_login").expect("the login page sets its cookie");
+        (cookie, csrf_in(&response.text().await.unwrap()))
+    }
+
+    pub async fn post_admin_login(&self, email: &str, password: &str) -> reqwest::Response {
+        let (cookie, csrf) = self.admin_login_form().await;
+        let body = format!("email={}&password={}&csrf={csrf}", urlencode(email), urlencode(password));
+        self.client
+            .post(format!("{}/admin/login", self.address))
+            .header("Cookie", cookie)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn log_in_as_admin(&self) -> AdminPages {
+        let response = self.post_admin_login(TEST_ADMIN_EMAIL, TEST_ADMIN_PASSWORD).await;
+        assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+        let cookie = cookie_set_by(&response, "tickermail_admin").expect("a session cookie");
+        let mut pages =
+            AdminPages { address: self.address.clone(), client: self.client.clone(), cookie, csrf: String::new() };
+        let dashboard = pages.get("/admin").await;
+        assert_eq!(dashboard.status(), 200);
+        pages.csrf = csrf_in(&dashboard.text().await.unwrap());
+        pages
+    }
+}
+
+impl AdminPages {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .header("Cookie", &self.cookie)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.text().await.unwrap()
+    }
+
+    /// Posts a form with this session's CSRF token.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut form: Vec<(&str, &str)> = vec![("csrf", &self.csrf)];
+        form.extend_from_slice(fields);
+        self.post_raw(path, &serde_urlencoded::to_string(form).unwrap()).await
+    }
+
+    /// Posts `body` as it is, with the session cookie.
+    pub async fn post_raw(&self, path: &str, body: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .header("Cookie", &self.cookie)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent")
+    }
 }

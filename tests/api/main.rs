@@ -1,5 +1,6 @@
 //! Black-box tests: each starts the real application and talks to it over HTTP and SMTP.
 
+mod admin_pages;
 mod admin_subscribers;
 mod alerts;
 mod browser;
@@ -13,6 +14,7 @@ mod lifecycle;
 mod public_api;
 mod replay;
 mod signup;
+mod smtp_client;
 mod smtp_sink;
 mod sources;
 mod store;

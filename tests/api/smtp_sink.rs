@@ -32,9 +32,14 @@ impl ReceivedMail {
         let start = self.data.find(&format!("Content-Type: {content_type}"))?;
         let rest = &self.data[start..];
         let body_start = rest.find("\r\n\r\n")? + 4;
+        let part_headers = &rest[..body_start];
         let body = &rest[body_start..];
         let end = body.find("\r\n--").unwrap_or(body.len());
-        Some(decode_quoted_printable(&body[..end]))
+        if part_headers.to_ascii_lowercase().contains("content-transfer-encoding: quoted-printable") {
+            Some(decode_quoted_printable(&body[..end]))
+        } else {
+            Some(body[..end].to_string())
+        }
     }
 
     pub fn text(&self) -> String {

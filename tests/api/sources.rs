@@ -247,16 +247,7 @@ async fn a_hidden_story_stays_out_of_the_public_list_and_digests_until_shown_aga
     assert_eq!(hide.status(), 200);
     let public: serde_json::Value = app.get("/api/stories").await.json().await.unwrap();
     assert_eq!(public["stories"], json!([]));
-    let listed: serde_json::Value = app
-        .client
-        .get(format!("{}/admin/api/stories", app.address))
-        .bearer_auth(TEST_ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: serde_json::Value = app.admin_get_json("/admin/api/stories").await;
     assert_eq!(listed["stories"][0]["hidden"], true);
     assert_eq!(readers_due().await, 0, "a hidden story makes no digest");
 

@@ -17,7 +17,7 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
-    async fn with_a_story_and_quotes(&self) {
+    pub async fn with_a_story_and_quotes(&self) {
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
         self.push_quotes(&json!([
             {"symbol": "NOK", "price": 5.5, "previous_close": 5.0, "as_of": now},
