@@ -125,14 +125,13 @@ async fn digest_size(store: &Store) -> usize {
         from: "tickermail <tickermail@localhost>".parse().unwrap(),
         time_zone: chrono_tz::America::New_York,
         dkim: None,
-        subject_prefix: "",
     };
     let token = "0".repeat(72);
     let digest = compose(&content, &due);
     let message =
         digest_email(&links, "reader1@example.com", "<x@localhost>".into(), "Reader 1", &token, &digest, Utc::now())
             .expect("a digest renders");
-    message.formatted().len()
+    message.to_eml().len()
 }
 
 struct DigestRun {
