@@ -113,8 +113,17 @@ type EditionCell = OnceCell<Option<Arc<EditionContent>>>;
 #[derive(Debug)]
 enum Disposition {
     Sent,
-    Retry { error: String, retry_at: chrono::DateTime<Utc> },
-    Final { status: FinalStatus, error: String, bounce: bool },
+    Retry {
+        error: String,
+        retry_at: chrono::DateTime<Utc>,
+    },
+    /// Not tried: the edition is paused or cancelled.
+    Deferred,
+    Final {
+        status: FinalStatus,
+        error: String,
+        bounce: bool,
+    },
 }
 
 /// What rendering decided: a message to send, or a reason not to.
@@ -221,6 +230,7 @@ impl DeliveryWorker {
                     Disposition::Retry { error, retry_at } => {
                         self.store.mark_delivery_retry(&delivery, &error, retry_at).await
                     }
+                    Disposition::Deferred => self.store.defer_delivery(&delivery).await,
                     Disposition::Final { status, error, bounce } => {
                         self.store.mark_delivery_final(&delivery, status, &error, bounce).await
                     }
@@ -241,6 +251,7 @@ impl DeliveryWorker {
             tracing::info!(
                 sent = tally.sent,
                 retry = tally.retry,
+                deferred = tally.deferred,
                 failed = tally.failed,
                 suppressed = tally.suppressed,
                 "deliveries done"
@@ -311,9 +322,8 @@ impl DeliveryWorker {
                 if let Some(id) = delivery.edition_id
                     && !self.edition_may_send(id).await
                 {
-                    // Recorded as a retry, it waits for the resume, or is suppressed if cancelled.
-                    let error = "the edition was paused or cancelled".to_string();
-                    return (delivery, Disposition::Retry { error, retry_at: crate::store::now() });
+                    // Put back, it waits for the resume, or is suppressed if cancelled.
+                    return (delivery, Disposition::Deferred);
                 }
                 match self.mailer.send(message, &file_stem).await {
                     Ok(()) => Disposition::Sent,
@@ -501,19 +511,21 @@ impl DeliveryWorker {
 struct Tally {
     sent: usize,
     retry: usize,
+    deferred: usize,
     failed: usize,
     suppressed: usize,
 }
 
 impl Tally {
     fn total(&self) -> usize {
-        self.sent + self.retry + self.failed + self.suppressed
+        self.sent + self.retry + self.deferred + self.failed + self.suppressed
     }
 
     fn count(&mut self, disposition: &Disposition) {
         match disposition {
             Disposition::Sent => self.sent += 1,
             Disposition::Retry { .. } => self.retry += 1,
+            Disposition::Deferred => self.deferred += 1,
             Disposition::Final { status: FinalStatus::Failed, .. } => self.failed += 1,
             Disposition::Final { status: FinalStatus::Suppressed, .. } => self.suppressed += 1,
         }

@@ -207,25 +207,58 @@ impl Store {
         error: &str,
         retry_at: DateTime<Utc>,
     ) -> StoreResult<bool> {
+        self.requeue(delivery, Some(error), retry_at, Attempt::Counted).await
+    }
+
+    /// Puts back a claimed delivery that was not tried because its edition
+    /// was paused or cancelled: the claim does not count as an attempt.
+    pub async fn defer_delivery(&self, delivery: &ClaimedDelivery) -> StoreResult<bool> {
+        self.requeue(delivery, None, now(), Attempt::NotMade).await
+    }
+
+    async fn requeue(
+        &self,
+        delivery: &ClaimedDelivery,
+        error: Option<&str>,
+        retry_at: DateTime<Utc>,
+        attempt: Attempt,
+    ) -> StoreResult<bool> {
+        // The edition's state decides where the delivery goes. On PostgreSQL
+        // its row is locked (FOR SHARE), so that a pause, resume or cancel
+        // committing meanwhile is seen: otherwise a resume could miss a
+        // delivery parked on the state it had just changed, leaving it
+        // parked for good. SQLite runs one write at a time.
+        macro_rules! requeue {
+            ($lock:literal) => {
+                concat!(
+                    "UPDATE deliveries SET \
+                         status = CASE WHEN edition_state = 'cancelled' THEN 'suppressed' ELSE 'queued' END, \
+                         next_attempt_at = CASE WHEN edition_state = 'paused' THEN $6 ELSE $4 END, \
+                         attempts = attempts - $7, last_error = COALESCE($3, last_error), updated_at = $5 \
+                     FROM (SELECT (SELECT state FROM editions WHERE id = $8",
+                    $lock,
+                    ") AS edition_state) AS edition \
+                     WHERE id = $1 AND claim_id = $2 AND status = 'sending'"
+                )
+            };
+        }
+        let statement = match self {
+            Store::Sqlite { .. } => requeue!(""),
+            Store::Postgres(_) => requeue!(" FOR SHARE"),
+        };
         let result = on_writer!(self, |pool| {
-            sqlx::query(
-                "UPDATE deliveries SET \
-                     status = CASE WHEN (SELECT state FROM editions WHERE id = deliveries.edition_id) = 'cancelled' \
-                         THEN 'suppressed' ELSE 'queued' END, \
-                     next_attempt_at = CASE WHEN (SELECT state FROM editions WHERE id = deliveries.edition_id) = 'paused' \
-                         THEN $6 ELSE $4 END, \
-                     last_error = $3, updated_at = $5 \
-                 WHERE id = $1 AND claim_id = $2 AND status = 'sending'",
-            )
-            .bind(delivery.id)
-            .bind(delivery.claim_id)
-            .bind(error)
-            .bind(retry_at)
-            .bind(now())
-            .bind(super::editions::paused_until())
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
+            sqlx::query(statement)
+                .bind(delivery.id)
+                .bind(delivery.claim_id)
+                .bind(error)
+                .bind(retry_at)
+                .bind(now())
+                .bind(super::editions::paused_until())
+                .bind(i64::from(attempt == Attempt::NotMade))
+                .bind(delivery.edition_id)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
         })?;
         Ok(result == 1)
     }
@@ -282,6 +315,13 @@ impl Store {
         })?;
         Ok(rows.into_iter().map(|(kind, status, count)| DeliveryCount { kind, status, count }).collect())
     }
+}
+
+/// Whether putting a delivery back counts the claim as an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Counted,
+    NotMade,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -348,6 +348,11 @@ async fn a_paused_edition_sends_nothing_more_until_it_is_resumed() {
         app.smtp.wait_for_mails_to(&format!("p{i}@example.com"), 1, Duration::from_secs(20)).await;
     }
     assert_eq!(app.smtp.mails().len(), 30, "each reader got it once");
+    for reader in app.store.find_subscribers("@example.com", None, "", 30).await.unwrap() {
+        let record = app.store.subscriber_record(reader.id).await.unwrap().unwrap();
+        let digest = record.deliveries.iter().find(|delivery| delivery.kind == "digest").unwrap();
+        assert_eq!(digest.attempts, 1, "waiting for the resume used up no attempt: {digest:?}");
+    }
     let missing = app.post_edition_action(uuid::Uuid::new_v4(), "pause").await;
     assert_eq!(missing.status(), 404);
 }
