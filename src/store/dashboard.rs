@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{DeliveryProgress, Store, StoreResult, StoredQuote, on_reader};
+use super::{DeliveryProgress, Store, StoreResult, StoredQuote, on_reader, on_writer};
 
 /// Sign-ups and unsubscribes of one day (UTC).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -66,11 +66,18 @@ struct EditionRow {
     created_at: DateTime<Utc>,
     recipients: i64,
     state: String,
+    settled_sent: Option<i64>,
+    settled_failed: Option<i64>,
+    settled_suppressed: Option<i64>,
 }
 
 macro_rules! select_editions {
     ($rest:literal) => {
-        concat!("SELECT id, kind, slot, created_at, recipients, state FROM editions ", $rest)
+        concat!(
+            "SELECT id, kind, slot, created_at, recipients, state, settled_sent, settled_failed, settled_suppressed \
+             FROM editions ",
+            $rest
+        )
     };
 }
 
@@ -137,9 +144,23 @@ impl Store {
         }
     }
 
+    /// An edition's summary. Its deliveries are counted until they have all
+    /// ended; then the counts are kept on the edition, as they no longer change.
     async fn summarise(&self, row: EditionRow) -> StoreResult<EditionSummary> {
+        let progress = match (row.settled_sent, row.settled_failed, row.settled_suppressed) {
+            (Some(sent), Some(failed), Some(suppressed)) => {
+                DeliveryProgress { sent, failed, suppressed, ..Default::default() }
+            }
+            _ => {
+                let progress = self.edition_progress(row.id).await?;
+                if progress.is_done() {
+                    self.settle_edition(row.id, &progress).await?;
+                }
+                progress
+            }
+        };
         Ok(EditionSummary {
-            progress: self.edition_progress(row.id).await?,
+            progress,
             id: row.id,
             kind: row.kind,
             slot: row.slot,
@@ -147,6 +168,23 @@ impl Store {
             recipients: row.recipients,
             state: row.state,
         })
+    }
+
+    async fn settle_edition(&self, id: Uuid, progress: &DeliveryProgress) -> StoreResult<()> {
+        on_writer!(self, |pool| {
+            sqlx::query(
+                "UPDATE editions SET settled_sent = $2, settled_failed = $3, settled_suppressed = $4 \
+                 WHERE id = $1 AND settled_sent IS NULL",
+            )
+            .bind(id)
+            .bind(progress.sent)
+            .bind(progress.failed)
+            .bind(progress.suppressed)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
     }
 
     /// The latest deliveries that failed or wait for a retry, with their error.

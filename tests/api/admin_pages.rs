@@ -342,12 +342,20 @@ async fn a_paused_edition_sends_nothing_more_until_it_is_resumed() {
     assert_eq!(app.smtp.mails().len(), sent_by_the_pause, "a paused edition sends nothing");
     let admin = app.log_in_as_admin().await;
     assert!(admin.get_text(&format!("/admin/editions/{id}")).await.contains("<strong id=\"status\">paused</strong>"));
+    let listed = app.admin_get_json("/admin/api/editions").await;
+    assert_eq!(listed["editions"][0]["progress"]["queued"], 30 - sent_by_the_pause as i64, "{listed}");
 
     assert_eq!(admin.post(&format!("/admin/editions/{id}/resume"), &[]).await.status(), 303);
     for i in 1..=30 {
         app.smtp.wait_for_mails_to(&format!("p{i}@example.com"), 1, Duration::from_secs(20)).await;
     }
     assert_eq!(app.smtp.mails().len(), 30, "each reader got it once");
+    app.wait_until_outbox_idle().await;
+    for _ in 0..2 {
+        let listed = app.admin_get_json("/admin/api/editions").await;
+        assert_eq!(listed["editions"][0]["progress"]["sent"], 30, "listed before and after its counts were kept: {listed}");
+        assert_eq!(listed["editions"][0]["progress"]["queued"], 0, "{listed}");
+    }
     for reader in app.store.find_subscribers("@example.com", None, "", 30).await.unwrap() {
         let record = app.store.subscriber_record(reader.id).await.unwrap().unwrap();
         let digest = record.deliveries.iter().find(|delivery| delivery.kind == "digest").unwrap();
