@@ -353,7 +353,10 @@ async fn a_paused_edition_sends_nothing_more_until_it_is_resumed() {
     app.wait_until_outbox_idle().await;
     for _ in 0..2 {
         let listed = app.admin_get_json("/admin/api/editions").await;
-        assert_eq!(listed["editions"][0]["progress"]["sent"], 30, "listed before and after its counts were kept: {listed}");
+        assert_eq!(
+            listed["editions"][0]["progress"]["sent"], 30,
+            "listed before and after its counts were kept: {listed}"
+        );
         assert_eq!(listed["editions"][0]["progress"]["queued"], 0, "{listed}");
     }
     for reader in app.store.find_subscribers("@example.com", None, "", 30).await.unwrap() {

@@ -228,6 +228,30 @@ async fn without_pipelining_each_command_waits_for_its_reply() {
 }
 
 #[tokio::test]
+async fn a_server_that_does_not_know_ehlo_is_greeted_with_helo() {
+    let server = ScriptedServer::start(vec![script(&[vec![
+        say("220 old.example SMTP\r\n"),
+        ExpectAlone("EHLO"),
+        say("502 5.5.2 command not recognized\r\n"),
+        ExpectAlone("HELO"),
+        say("250 old.example\r\n"),
+        ExpectAlone("MAIL FROM:"),
+        say("250 ok\r\n"),
+        ExpectAlone("RCPT TO:<ann@example.com>"),
+        say("250 ok\r\n"),
+        ExpectAlone("DATA"),
+        say("354 go ahead\r\n"),
+        ReadData,
+        say("250 queued\r\n"),
+    ]])])
+    .await;
+    send(&server.mailer(), "ann@example.com").await.unwrap();
+    let transcript = server.transcript();
+    assert!(transcript.deviations.is_empty(), "{:?}", transcript.deviations);
+    assert_eq!(transcript.messages.len(), 1);
+}
+
+#[tokio::test]
 async fn a_refused_recipient_bounces_a_busy_one_is_retried_and_the_session_goes_on() {
     let server = ScriptedServer::start(vec![script(&[
         opening(true),

@@ -157,9 +157,17 @@ impl Session {
         Ok(session)
     }
 
+    /// Says EHLO; a server that does not know it (500 or 502, RFC 5321
+    /// 3.2) gets HELO and is taken to offer no extensions.
     async fn ehlo(&mut self, hello: &str) -> Result<(), SmtpError> {
-        let reply = self.command("EHLO", &format!("EHLO {hello}\r\n")).await?;
-        self.extensions = Extensions::from_ehlo(&reply);
+        self.extensions = match self.command("EHLO", &format!("EHLO {hello}\r\n")).await {
+            Ok(reply) => Extensions::from_ehlo(&reply),
+            Err(SmtpError::Rejected { reply, .. }) if matches!(reply.code, 500 | 502) => {
+                self.command("HELO", &format!("HELO {hello}\r\n")).await?;
+                Extensions::default()
+            }
+            Err(error) => return Err(error),
+        };
         Ok(())
     }
 
