@@ -164,6 +164,20 @@ fn pipelined_envelope(replies: &str) -> Vec<Step> {
     vec![Expect("MAIL FROM:<news@stocknews.example>"), Expect("RCPT TO:<"), Expect("DATA"), say(replies)]
 }
 
+/// One message to ann@example.com, each command waiting for its reply.
+fn stepwise_transaction() -> Vec<Step> {
+    vec![
+        ExpectAlone("MAIL FROM:"),
+        say("250 ok\r\n"),
+        ExpectAlone("RCPT TO:<ann@example.com>"),
+        say("250 ok\r\n"),
+        ExpectAlone("DATA"),
+        say("354 go ahead\r\n"),
+        ReadData,
+        say("250 queued\r\n"),
+    ]
+}
+
 fn script(parts: &[Vec<Step>]) -> Vec<Step> {
     parts.concat()
 }
@@ -207,20 +221,7 @@ async fn with_pipelining_a_queued_message_s_envelope_follows_the_content_before_
 
 #[tokio::test]
 async fn without_pipelining_each_command_waits_for_its_reply() {
-    let server = ScriptedServer::start(vec![script(&[
-        opening(false),
-        vec![
-            ExpectAlone("MAIL FROM:"),
-            say("250 ok\r\n"),
-            ExpectAlone("RCPT TO:<ann@example.com>"),
-            say("250 ok\r\n"),
-            ExpectAlone("DATA"),
-            say("354 go ahead\r\n"),
-            ReadData,
-            say("250 queued\r\n"),
-        ],
-    ])])
-    .await;
+    let server = ScriptedServer::start(vec![script(&[opening(false), stepwise_transaction()])]).await;
     send(&server.mailer(), "ann@example.com").await.unwrap();
     let transcript = server.transcript();
     assert!(transcript.deviations.is_empty(), "{:?}", transcript.deviations);
@@ -229,21 +230,16 @@ async fn without_pipelining_each_command_waits_for_its_reply() {
 
 #[tokio::test]
 async fn a_server_that_does_not_know_ehlo_is_greeted_with_helo() {
-    let server = ScriptedServer::start(vec![script(&[vec![
-        say("220 old.example SMTP\r\n"),
-        ExpectAlone("EHLO"),
-        say("502 5.5.2 command not recognized\r\n"),
-        ExpectAlone("HELO"),
-        say("250 old.example\r\n"),
-        ExpectAlone("MAIL FROM:"),
-        say("250 ok\r\n"),
-        ExpectAlone("RCPT TO:<ann@example.com>"),
-        say("250 ok\r\n"),
-        ExpectAlone("DATA"),
-        say("354 go ahead\r\n"),
-        ReadData,
-        say("250 queued\r\n"),
-    ]])])
+    let server = ScriptedServer::start(vec![script(&[
+        vec![
+            say("220 old.example SMTP\r\n"),
+            ExpectAlone("EHLO"),
+            say("502 5.5.2 command not recognized\r\n"),
+            ExpectAlone("HELO"),
+            say("250 old.example\r\n"),
+        ],
+        stepwise_transaction(),
+    ])])
     .await;
     send(&server.mailer(), "ann@example.com").await.unwrap();
     let transcript = server.transcript();
