@@ -339,7 +339,7 @@ mod tests {
             source: "api".into(),
             title: format!("Story {i} <b>&</b> ★"),
             url: format!("https://news.example/{i}?a=1&b=2"),
-            author: (i % 2 == 0).then(|| "Jane Doe".to_string()),
+            author: i.is_multiple_of(2).then(|| "Jane Doe".to_string()),
             summary: summary.into(),
             tickers: vec!["NOK".into(), "AAPL".into()],
             published_at: now - chrono::Duration::minutes(i as i64),
