@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tickermail::domain::Watchlist;
 use tickermail::jobs::digest::{ReaderDue, compose};
-use tickermail::mailer::{EmailLinks, digest_email};
+use tickermail::mailer::{DigestEdition, EmailLinks, digest_email};
 use tickermail::store::{EditionContent, NewStory, Store, StoredQuote};
 use tokio::process::Command;
 
@@ -128,8 +128,9 @@ async fn digest_size(store: &Store) -> usize {
     };
     let token = "0".repeat(72);
     let digest = compose(&content, &due);
+    let edition = DigestEdition::new(&links, &content);
     let message =
-        digest_email(&links, "reader1@example.com", "<x@localhost>".into(), "Reader 1", &token, &digest, Utc::now())
+        digest_email(&links, &edition, "reader1@example.com", "<x@localhost>".into(), "Reader 1", &token, &digest)
             .expect("a digest renders");
     message.to_eml().len()
 }

@@ -110,7 +110,7 @@ pub struct PriceMove {
 }
 
 impl PriceMove {
-    fn from_quote(quote: &StoredQuote, on_watchlist: bool) -> Self {
+    pub fn from_quote(quote: &StoredQuote, on_watchlist: bool) -> Self {
         PriceMove {
             symbol: quote.symbol.clone(),
             price: quote.price,

@@ -17,7 +17,9 @@ use crate::config::Settings;
 use crate::domain::{DigestFrequency, SubscriberStatus};
 use crate::jobs::alerts::AlertPayload;
 use crate::jobs::digest::{ReaderDue, compose};
-use crate::mailer::{EmailLinks, Mailer, SendError, alert_email, confirmation_email, digest_email, welcome_email};
+use crate::mailer::{
+    DigestEdition, EmailLinks, Mailer, SendError, alert_email, confirmation_email, digest_email, welcome_email,
+};
 use crate::store::{ClaimedDelivery, DeliveryKind, EditionContent, FinalStatus, Store, StoreError};
 use crate::tokens::TokenKey;
 
@@ -107,7 +109,14 @@ pub struct DeliveryWorker {
 }
 
 /// An edition's snapshot once read (`None`: there is no such edition).
-type EditionCell = OnceCell<Option<Arc<EditionContent>>>;
+type EditionCell = OnceCell<Option<Arc<Edition>>>;
+
+/// An edition as its deliveries are rendered from: the snapshot, and what
+/// every reader's digest shows alike, rendered once.
+struct Edition {
+    content: EditionContent,
+    digest: DigestEdition,
+}
 
 /// What became of one claimed delivery, to be recorded.
 #[derive(Debug)]
@@ -391,7 +400,7 @@ impl DeliveryWorker {
     /// An edition's snapshot, read once and kept while its deliveries go out:
     /// the sends that start together wait for the one read (a failed read is
     /// tried again by the next send).
-    async fn edition(&self, id: uuid::Uuid) -> Result<Option<Arc<EditionContent>>, StoreError> {
+    async fn edition(&self, id: uuid::Uuid) -> Result<Option<Arc<Edition>>, StoreError> {
         let cell = {
             let mut cache = self.editions.lock().expect("not poisoned");
             if !cache.contains_key(&id) && cache.len() >= CACHED_EDITIONS {
@@ -399,11 +408,14 @@ impl DeliveryWorker {
             }
             cache.entry(id).or_default().clone()
         };
-        let content = cell.get_or_try_init(|| async { Ok(self.store.edition_content(id).await?.map(Arc::new)) });
-        content.await.cloned()
+        let edition = cell.get_or_try_init(|| async {
+            let content = self.store.edition_content(id).await?;
+            Ok(content.map(|content| Arc::new(Edition { digest: DigestEdition::new(&self.links, &content), content })))
+        });
+        edition.await.cloned()
     }
 
-    fn render(&self, delivery: &ClaimedDelivery, edition: Option<&EditionContent>) -> Rendered {
+    fn render(&self, delivery: &ClaimedDelivery, edition: Option<&Edition>) -> Rendered {
         let Some(kind) = delivery.kind else {
             return Rendered::Fail(format!("unknown kind of message '{}'", delivery.kind_name));
         };
@@ -462,19 +474,19 @@ impl DeliveryWorker {
                     Ok(due) => due,
                     Err(error) => return Rendered::Fail(format!("digest payload: {error}")),
                 };
-                let digest = compose(edition, &due);
+                let digest = compose(&edition.content, &due);
                 if digest.is_empty() {
                     return Rendered::Suppress("nothing new for this reader".into());
                 }
                 let token = self.tokens.manage_token(subscriber.id, &subscriber.token_nonce);
                 digest_email(
                     &self.links,
+                    &edition.digest,
                     &subscriber.email,
                     self.links.message_id(delivery.id),
                     &subscriber.name,
                     &token,
                     &digest,
-                    edition.created_at,
                 )
             }
             DeliveryKind::Alert => {

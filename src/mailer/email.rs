@@ -5,7 +5,7 @@ use lettre::message::header::{HeaderName, HeaderValue, Headers};
 use rand::Rng;
 
 use super::DkimSigner;
-use super::wire::{self, TransferEncoding};
+use super::wire::{self, Piece, TransferEncoding};
 
 /// One message to one recipient.
 #[derive(Debug, Clone)]
@@ -25,8 +25,9 @@ pub(super) struct Content<'a> {
     pub subject: String,
     /// In order; MIME headers are added.
     pub headers: Vec<HeaderValue>,
-    pub text: &'a str,
-    pub html: &'a str,
+    /// The text part, in pieces (one, or some encoded beforehand).
+    pub text: &'a [Piece<'a>],
+    pub html: &'a [Piece<'a>],
 }
 
 impl Email {
@@ -37,7 +38,8 @@ impl Email {
         let mut headers = content.headers;
         headers.push(raw_header("MIME-Version", "1.0".into()));
         headers.push(raw_header("Content-Type", format!("multipart/alternative;\r\n boundary=\"{boundary}\"")));
-        let body_capacity = content.text.len() * 11 / 10 + content.html.len() * 21 / 20 + 1024;
+        let length = |pieces: &[Piece<'_>]| pieces.iter().map(Piece::len).sum::<usize>();
+        let body_capacity = length(content.text) * 11 / 10 + length(content.html) * 21 / 20 + 1024;
         let write_body = |body: &mut Vec<u8>| {
             push_part(body, &boundary, "text/plain", content.text, wire::write_7bit);
             push_part(body, &boundary, "text/html", content.html, wire::write_html_7bit);
@@ -82,12 +84,13 @@ impl Email {
     }
 }
 
-/// One part: 7bit when `write_7bit` can carry the text, else quoted-printable.
+/// One part: 7bit when `write_7bit` can carry the text (and the pieces
+/// encoded beforehand have a 7bit form), else quoted-printable.
 fn push_part(
     body: &mut Vec<u8>,
     boundary: &str,
     content_type: &str,
-    text: &str,
+    pieces: &[Piece<'_>],
     write_7bit: fn(&mut Vec<u8>, &str) -> bool,
 ) {
     let start = body.len();
@@ -101,9 +104,9 @@ fn push_part(
             .as_bytes(),
         );
         let written = match encoding {
-            TransferEncoding::SevenBit => write_7bit(body, text),
+            TransferEncoding::SevenBit => wire::write_pieces_7bit(body, pieces, write_7bit),
             TransferEncoding::QuotedPrintable => {
-                wire::write_quoted_printable(body, text);
+                wire::write_pieces_quoted_printable(body, pieces);
                 true
             }
         };

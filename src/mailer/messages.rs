@@ -8,6 +8,7 @@ use lettre::message::{Mailbox, Mailboxes};
 
 use super::Email;
 use super::email::Content;
+use super::wire::Piece;
 
 /// What every email needs to know about the site it comes from.
 #[derive(Debug, Clone)]
@@ -106,7 +107,15 @@ impl EmailContent {
             Some((list, unsubscribe_url)) => Some(bulk_headers(links, list, unsubscribe_url)?),
             None => None,
         };
-        compose_with_headers(links, to, message_id, &self.subject, headers, self.text, self.html)
+        compose_with_headers(
+            links,
+            to,
+            message_id,
+            &self.subject,
+            headers,
+            &[Piece::Text(&self.text)],
+            &[Piece::Text(&self.html)],
+        )
     }
 }
 
@@ -238,6 +247,22 @@ pub(super) fn render_with_capacity(template: &impl Template, capacity: usize) ->
     Ok(rendered)
 }
 
+/// Bulk mail (digests, alerts) whose parts come in pieces, some encoded beforehand.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn bulk_email_in_pieces(
+    links: &EmailLinks,
+    to: &str,
+    message_id: String,
+    subject: &str,
+    list: &str,
+    unsubscribe_url: &str,
+    text: &[Piece<'_>],
+    html: &[Piece<'_>],
+) -> Result<Email, String> {
+    let headers = bulk_headers(links, list, unsubscribe_url)?;
+    compose_with_headers(links, to, message_id, subject, Some(headers), text, html)
+}
+
 /// A multipart text + HTML message; bulk mail (digests, alerts) with its
 /// `List-*` headers.
 fn compose_with_headers(
@@ -246,8 +271,8 @@ fn compose_with_headers(
     message_id: String,
     subject: &str,
     bulk_headers: Option<Vec<HeaderValue>>,
-    text: String,
-    html: String,
+    text: &[Piece<'_>],
+    html: &[Piece<'_>],
 ) -> Result<Email, String> {
     let to: Mailbox = to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?;
     let bulk = bulk_headers.is_some();
@@ -260,13 +285,6 @@ fn compose_with_headers(
         header::MessageId::from(message_id).display(),
     ];
     headers.extend(bulk_headers.into_iter().flatten());
-    let content = Content {
-        envelope_from: &links.from.email,
-        envelope_to: &to.email,
-        subject,
-        headers,
-        text: &text,
-        html: &html,
-    };
+    let content = Content { envelope_from: &links.from.email, envelope_to: &to.email, subject, headers, text, html };
     Ok(Email::multipart_alternative(content, links.dkim.as_deref().map(|signer| (signer, bulk))))
 }

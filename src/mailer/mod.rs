@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use alert::{alert_content, alert_email};
-pub use digest::{digest_content, digest_email};
+pub use digest::{DigestEdition, digest_content, digest_email};
 pub use dkim::DkimSigner;
 pub use email::Email;
 pub use messages::{

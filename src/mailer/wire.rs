@@ -108,6 +108,74 @@ pub fn write_html_7bit(out: &mut Vec<u8>, html: &str) -> bool {
     })
 }
 
+/// Lines of a part encoded once both ways, to be put into many messages
+/// as they are: what every reader's copy of a digest shares. Encoding is
+/// line by line, so a part made of such pieces and of text encoded on the
+/// spot is the same as the whole part encoded at once, as long as each
+/// piece starts at the beginning of a line.
+#[derive(Debug, Clone)]
+pub struct EncodedLines {
+    /// `None` when the lines cannot go as 7bit.
+    seven_bit: Option<Vec<u8>>,
+    quoted_printable: Vec<u8>,
+    /// The text's length, for sizing buffers.
+    text_len: usize,
+}
+
+impl EncodedLines {
+    /// `text` is given a line end if it has none, so what follows starts a line.
+    pub fn new(text: &str, write_7bit: fn(&mut Vec<u8>, &str) -> bool) -> Self {
+        let text = if text.ends_with('\n') { std::borrow::Cow::Borrowed(text) } else { format!("{text}\n").into() };
+        let mut seven_bit = Vec::with_capacity(text.len() + text.len() / 8);
+        let seven_bit = write_7bit(&mut seven_bit, &text).then_some(seven_bit);
+        let mut quoted_printable = Vec::with_capacity(text.len() + text.len() / 8);
+        write_quoted_printable(&mut quoted_printable, &text);
+        Self { seven_bit, quoted_printable, text_len: text.len() }
+    }
+}
+
+/// Part of a part's text: written out when the message is made, or encoded beforehand.
+#[derive(Debug, Clone, Copy)]
+pub enum Piece<'a> {
+    /// Any text, but one followed by `Encoded` ends with a line end.
+    Text(&'a str),
+    Encoded(&'a EncodedLines),
+}
+
+impl Piece<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Piece::Text(text) => text.len(),
+            Piece::Encoded(lines) => lines.text_len,
+        }
+    }
+}
+
+/// Appends the pieces as 7bit (`write_7bit` for the text ones), or returns
+/// false (having written part of them) when some cannot be.
+pub fn write_pieces_7bit(out: &mut Vec<u8>, pieces: &[Piece<'_>], write_7bit: fn(&mut Vec<u8>, &str) -> bool) -> bool {
+    pieces.iter().all(|piece| match piece {
+        Piece::Text(text) => write_7bit(out, text),
+        Piece::Encoded(lines) => match &lines.seven_bit {
+            Some(bytes) => {
+                out.extend_from_slice(bytes);
+                true
+            }
+            None => false,
+        },
+    })
+}
+
+/// Appends the pieces in quoted-printable.
+pub fn write_pieces_quoted_printable(out: &mut Vec<u8>, pieces: &[Piece<'_>]) {
+    for piece in pieces {
+        match piece {
+            Piece::Text(text) => write_quoted_printable(out, text),
+            Piece::Encoded(lines) => out.extend_from_slice(&lines.quoted_printable),
+        }
+    }
+}
+
 /// Appends text in quoted-printable (RFC 2045 §6.7): runs of bytes that
 /// stand for themselves are copied whole, the rest are `=XX`.
 pub fn write_quoted_printable(out: &mut Vec<u8>, text: &str) {
@@ -279,6 +347,30 @@ mod tests {
             }
         }
         assert_eq!(quoted_printable("a = b\n.x"), "a =3D b\r\n..x");
+    }
+
+    #[test]
+    fn pieces_encode_as_the_whole_text_would() {
+        let parts = ["Hello ★ reader,\n", "a story · NOK\n.dot line\n", "\n", "x = y\n", "tail without end"];
+        let whole = parts.concat();
+        let blocks: Vec<EncodedLines> = parts[1..4].iter().map(|p| EncodedLines::new(p, write_html_7bit)).collect();
+        let pieces = [
+            Piece::Text(parts[0]),
+            Piece::Encoded(&blocks[0]),
+            Piece::Encoded(&blocks[1]),
+            Piece::Text(""),
+            Piece::Encoded(&blocks[2]),
+            Piece::Text(parts[4]),
+        ];
+        let mut seven_bit = Vec::new();
+        assert!(write_pieces_7bit(&mut seven_bit, &pieces, write_html_7bit));
+        assert_eq!(Some(String::from_utf8(seven_bit).unwrap()), encoded(write_html_7bit, &whole));
+        let mut qp = Vec::new();
+        write_pieces_quoted_printable(&mut qp, &pieces);
+        assert_eq!(String::from_utf8(qp).unwrap(), quoted_printable(&whole));
+        let text_blocks: Vec<EncodedLines> = parts[1..4].iter().map(|p| EncodedLines::new(p, write_7bit)).collect();
+        let pieces = [Piece::Text(parts[0]), Piece::Encoded(&text_blocks[0])];
+        assert!(!write_pieces_7bit(&mut Vec::new(), &pieces, write_7bit), "not 7-bit text");
     }
 
     proptest::proptest! {

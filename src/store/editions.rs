@@ -80,15 +80,18 @@ macro_rules! digest_recipients {
 // `since`, published after `confirmed_at`) and their watchlist at this moment.
 // In SQLite the ids of one edition are consecutive after a prefix of its own
 // ($7), so its rows are appended to the primary key's B-tree instead of
-// scattered over it.
+// scattered over it. Rows go in in subscriber order, so the indexes keyed by
+// subscriber are written in one pass from end to end (each page once) rather
+// than at random, which is what made a large edition slow to create.
 const QUEUE_SQLITE: &str = concat!(
     "INSERT INTO deliveries (id, kind, subscriber_id, recipient, payload, status, attempts, next_attempt_at, \
          created_at, updated_at, edition_id) \
-     SELECT unhex($7 || printf('%012x', row_number() OVER ())), 'digest', s.id, s.email, \
+     SELECT unhex($7 || printf('%012x', row_number() OVER (ORDER BY s.id))), 'digest', s.id, s.email, \
          json_object('since', COALESCE(s.last_digest_at, s.confirmed_at), 'confirmed_at', s.confirmed_at, \
              'watchlist', s.tickers), \
          'queued', 0, $6, $6, $6, $5",
-    digest_recipients!()
+    digest_recipients!(),
+    " ORDER BY s.id"
 );
 
 const QUEUE_POSTGRES: &str = concat!(
@@ -98,7 +101,8 @@ const QUEUE_POSTGRES: &str = concat!(
          json_build_object('since', COALESCE(s.last_digest_at, s.confirmed_at), 'confirmed_at', s.confirmed_at, \
              'watchlist', s.tickers)::text, \
          'queued', 0, $6, $6, $6, $5",
-    digest_recipients!()
+    digest_recipients!(),
+    " ORDER BY s.id"
 );
 
 // The newest stored first: those are the ones readers have not had.
