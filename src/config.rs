@@ -137,13 +137,15 @@ pub struct Settings {
     pub quote_poll_interval: Duration,
     /// Cron times and dates in emails are in this zone.
     pub time_zone: chrono_tz::Tz,
-    pub digest_schedule: croner::Cron,
-    pub weekly_digest_schedule: croner::Cron,
+    /// `None` when set to `off`: the edition is then made only on demand.
+    pub digest_schedule: Option<croner::Cron>,
+    pub weekly_digest_schedule: Option<croner::Cron>,
     /// A slot that fires later than this after its time is skipped, not sent late.
     pub digest_max_lateness: Duration,
     pub digest_rules: crate::jobs::digest::DigestRules,
-    /// When price moves are checked against readers' thresholds (cron, in `time_zone`).
-    pub alert_schedule: croner::Cron,
+    /// When price moves are checked against readers' thresholds (cron, in
+    /// `time_zone`; `None` when set to `off`).
+    pub alert_schedule: Option<croner::Cron>,
     /// Quotes older than this never alert (a closed market's last price).
     pub alert_max_quote_age: Duration,
     /// Signs every message when `DKIM_SELECTOR`, `DKIM_DOMAIN` and `DKIM_PRIVATE_KEY_FILE` are set.
@@ -281,14 +283,14 @@ impl Settings {
             quote_providers,
             quote_poll_interval: vars.seconds_at_least_one("QUOTE_POLL_SECONDS", 900)?,
             time_zone,
-            digest_schedule: vars.cron("DIGEST_SCHEDULE", "30 17 * * 1-5")?,
-            weekly_digest_schedule: vars.cron("WEEKLY_DIGEST_SCHEDULE", "0 9 * * 6")?,
+            digest_schedule: vars.schedule("DIGEST_SCHEDULE", "30 17 * * 1-5")?,
+            weekly_digest_schedule: vars.schedule("WEEKLY_DIGEST_SCHEDULE", "0 9 * * 6")?,
             digest_max_lateness: Duration::from_secs(60 * vars.parsed::<u64>("DIGEST_MAX_LATENESS_MINUTES", 120)?),
             digest_rules: crate::jobs::digest::DigestRules {
                 send_empty: vars.flag("DIGEST_SEND_EMPTY", false)?,
                 story_settle: Duration::from_secs(vars.parsed("DIGEST_STORY_SETTLE_SECONDS", 30)?),
             },
-            alert_schedule: vars.cron("ALERT_SCHEDULE", "*/5 * * * *")?,
+            alert_schedule: vars.schedule("ALERT_SCHEDULE", "*/5 * * * *")?,
             alert_max_quote_age: Duration::from_secs(60 * vars.parsed::<u64>("ALERT_MAX_QUOTE_AGE_MINUTES", 30)?),
             dkim,
         })
@@ -324,12 +326,18 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
         }
     }
 
-    fn cron(&self, name: &'static str, default: &str) -> Result<croner::Cron, ConfigError> {
+    /// A cron pattern, or `off` for a job that never runs by itself.
+    fn schedule(&self, name: &'static str, default: &str) -> Result<Option<croner::Cron>, ConfigError> {
         let pattern = self.text(name).unwrap_or_else(|| default.into());
-        pattern.parse().map_err(|e| {
+        if pattern.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        pattern.parse().map(Some).map_err(|e| {
             self.error(
                 name,
-                format!("'{pattern}' is not a cron pattern like '30 17 * * 1-5' (minute hour day month weekday): {e}"),
+                format!(
+                    "'{pattern}' is not a cron pattern like '30 17 * * 1-5' (minute hour day month weekday) or off: {e}"
+                ),
             )
         })
     }
@@ -522,6 +530,13 @@ mod tests {
             assert_eq!(error.variable, var);
             assert!(error.to_string().starts_with(var));
         }
+    }
+
+    #[test]
+    fn a_schedule_set_to_off_never_runs_by_itself() {
+        let s = settings(&[("DIGEST_SCHEDULE", "off"), ("ALERT_SCHEDULE", "OFF")]).unwrap();
+        assert!(s.digest_schedule.is_none() && s.alert_schedule.is_none());
+        assert!(s.weekly_digest_schedule.is_some(), "the others keep their default");
     }
 
     #[test]

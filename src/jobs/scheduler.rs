@@ -26,7 +26,8 @@ const EVERY_MINUTE: &str = "0 * * * * *";
 /// When price alerts are checked (a cron pattern in the site's zone), and
 /// how old a quote may be to alert.
 pub struct AlertSchedule {
-    pub schedule: croner::Cron,
+    /// `None`: only `tickermail alerts` checks them.
+    pub schedule: Option<croner::Cron>,
     pub time_zone: chrono_tz::Tz,
     pub max_quote_age: Duration,
 }
@@ -35,15 +36,17 @@ impl AlertSchedule {
     /// Whether `now`'s minute, in the site's zone, is on the schedule.
     fn is_due(&self, now: chrono::DateTime<Utc>) -> bool {
         let minute = now.with_timezone(&self.time_zone).with_second(0).and_then(|t| t.with_nanosecond(0));
-        minute.is_some_and(|minute| self.schedule.is_time_matching(&minute).unwrap_or(false))
+        let Some(schedule) = &self.schedule else { return false };
+        minute.is_some_and(|minute| schedule.is_time_matching(&minute).unwrap_or(false))
     }
 }
 
 /// When digests go out.
 #[derive(Clone)]
 pub struct DigestSchedules {
-    pub daily: croner::Cron,
-    pub weekly: croner::Cron,
+    /// `None`: that digest goes out only when asked for.
+    pub daily: Option<croner::Cron>,
+    pub weekly: Option<croner::Cron>,
     pub time_zone: chrono_tz::Tz,
     pub max_lateness: Duration,
     pub rules: DigestRules,
@@ -144,6 +147,7 @@ async fn fire_due_digests(store: &Store, digests: &DigestSchedules, handled: &Mu
     let now = crate::store::now();
     for (frequency, schedule) in [(DigestFrequency::Daily, &digests.daily), (DigestFrequency::Weekly, &digests.weekly)]
     {
+        let Some(schedule) = schedule else { continue };
         let Some(check) = latest_slot(schedule, &digests.time_zone, frequency, now, digests.max_lateness) else {
             continue;
         };
@@ -207,13 +211,13 @@ mod tests {
     #[test]
     fn the_alert_check_runs_on_the_minutes_of_its_schedule_in_the_sites_zone() {
         let every_five = AlertSchedule {
-            schedule: "*/5 * * * *".parse().unwrap(),
+            schedule: Some("*/5 * * * *".parse().unwrap()),
             time_zone: chrono_tz::America::New_York,
             max_quote_age: Duration::from_secs(1800),
         };
         assert!(every_five.is_due(at("2026-11-24T15:05:00.004Z")), "a job that fires a few ms late");
         assert!(!every_five.is_due(at("2026-11-24T15:06:00Z")));
-        let market_hours = AlertSchedule { schedule: "*/5 9-16 * * 1-5".parse().unwrap(), ..every_five };
+        let market_hours = AlertSchedule { schedule: Some("*/5 9-16 * * 1-5".parse().unwrap()), ..every_five };
         assert!(market_hours.is_due(at("2026-11-24T14:00:00Z")), "09:00 EST");
         assert!(!market_hours.is_due(at("2026-11-24T13:55:00Z")), "08:55 EST");
         assert!(market_hours.is_due(at("2026-06-09T13:00:00Z")), "09:00 EDT");

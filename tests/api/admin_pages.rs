@@ -210,7 +210,7 @@ async fn the_hash_password_command_makes_a_hash_the_login_accepts() {
 
 #[tokio::test]
 async fn the_dashboard_shows_the_list_the_outbox_and_the_latest_data() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(&[("DIGEST_SCHEDULE", "0 0 1 1 *")]).await;
     app.with_a_story_and_quotes().await;
     app.sign_up_and_confirm("dash@example.com").await;
     let admin = app.log_in_as_admin().await;
@@ -224,7 +224,10 @@ async fn the_dashboard_shows_the_list_the_outbox_and_the_latest_data() {
     assert_eq!(api["days"].as_array().unwrap().len(), 30);
     assert_eq!(api["days"][29]["signups"], 1);
     assert_eq!(api["stories"][0]["title"], "Nokia (NYSE:NOK) wins a deal");
-    assert!(api["next_runs"][0]["at"].is_string(), "{api}");
+    assert_eq!(api["next_runs"][0]["job"], "daily digest");
+    assert!(api["next_runs"][0]["at"].as_str().unwrap().contains("-01-01T"), "{api}");
+    assert!(api["next_runs"][2]["at"].is_null(), "the alert check is off: {api}");
+    assert!(page.contains("<td>price alert check</td><td>off</td>"), "{page}");
 }
 
 #[tokio::test]

@@ -91,6 +91,10 @@ pub async fn spawn_app_with_smtp_port(smtp_port: u16, overrides: &[(&str, &str)]
         ("SIGNUP_LIMIT_PER_HOUR", "0"),
         ("SEND_RETRY_BASE_SECONDS", "1"),
         ("WORKER_POLL_MS", "100"),
+        // A test that crossed a slot would get digests or alerts it did not ask for.
+        ("DIGEST_SCHEDULE", "off"),
+        ("WEEKLY_DIGEST_SCHEDULE", "off"),
+        ("ALERT_SCHEDULE", "off"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -71,8 +71,9 @@ fn first_day(now: DateTime<Utc>) -> DateTime<Utc> {
 
 fn next_runs(settings: &Settings, now: DateTime<Utc>) -> Vec<NextRun> {
     let local_now = now.with_timezone(&settings.time_zone);
-    let next = |schedule: &croner::Cron| {
-        schedule.find_next_occurrence(&local_now, false).ok().map(|at| at.with_timezone(&Utc))
+    let next = |schedule: &Option<croner::Cron>| {
+        let next = schedule.as_ref()?.find_next_occurrence(&local_now, false).ok()?;
+        Some(next.with_timezone(&Utc))
     };
     let every = |job, interval: std::time::Duration| NextRun { job, at: None, every_seconds: Some(interval.as_secs()) };
     let mut runs = vec![
