@@ -331,7 +331,11 @@ impl DeliveryWorker {
                 if let Some(id) = delivery.edition_id
                     && !self.edition_may_send(id).await
                 {
-                    // Put back, it waits for the resume, or is suppressed if cancelled.
+                    // Put back, it waits for the resume, or is suppressed if
+                    // cancelled. The state is read afresh next time: after a
+                    // resume, a put-back delivery is due at once, and a stale
+                    // "paused" would keep sending it round.
+                    self.edition_states.lock().expect("not poisoned").remove(&id);
                     return (delivery, Disposition::Deferred);
                 }
                 match self.mailer.send(message, &file_stem).await {

@@ -94,7 +94,8 @@ pub struct DigestEdition {
     date: String,
     subject_date: String,
     stories: HashMap<uuid::Uuid, StoryBlock>,
-    /// By symbol: the row off the watchlist, and on it.
+    /// By symbol (one quote per symbol in an edition's snapshot): the row
+    /// off the watchlist, and on it.
     moves: HashMap<String, [MoveRow; 2]>,
 }
 
@@ -191,9 +192,9 @@ pub fn digest_email(
         );
     }
     // A mark turned up elsewhere too (in a name, say): the whole digest, rendered as it is.
-    let html: Vec<&str> = blocks.iter().map(|block| block.html.as_str()).collect();
-    let text: Vec<&str> = blocks.iter().map(|block| block.text.as_str()).collect();
-    render(links, edition, name, manage_token, digest, &html, &text)?.into_content().into_message(links, to, message_id)
+    render_whole(links, edition, name, manage_token, digest, &blocks)?
+        .into_content()
+        .into_message(links, to, message_id)
 }
 
 /// A digest as a preview or test send shows it.
@@ -206,20 +207,32 @@ pub fn digest_content(
 ) -> Result<EmailContent, String> {
     let edition = DigestEdition::dated(links, edition_at);
     let blocks = digest.stories.iter().map(|story| edition.story(links, story)).collect::<Result<Vec<_>, _>>()?;
+    Ok(render_whole(links, &edition, name, manage_token, digest, &blocks)?.into_content())
+}
+
+/// A digest with its stories' blocks rendered in place.
+fn render_whole(
+    links: &EmailLinks,
+    edition: &DigestEdition,
+    name: &str,
+    manage_token: &str,
+    digest: &ReaderDigest<'_>,
+    blocks: &[Cow<'_, StoryBlock>],
+) -> Result<RenderedDigest, String> {
     let html: Vec<&str> = blocks.iter().map(|block| block.html.as_str()).collect();
     let text: Vec<&str> = blocks.iter().map(|block| block.text.as_str()).collect();
-    Ok(render(links, &edition, name, manage_token, digest, &html, &text)?.into_content())
+    render(links, edition, name, manage_token, digest, &html, &text)
 }
 
 /// One reader's digest, rendered.
-struct Rendered {
+struct RenderedDigest {
     subject: String,
     text: String,
     html: String,
     unsubscribe_url: String,
 }
 
-impl Rendered {
+impl RenderedDigest {
     fn into_content(self) -> EmailContent {
         EmailContent::bulk(self.subject, self.text, self.html, "digest", self.unsubscribe_url)
     }
@@ -233,7 +246,7 @@ fn render(
     digest: &ReaderDigest<'_>,
     stories_html: &[&str],
     stories_text: &[&str],
-) -> Result<Rendered, String> {
+) -> Result<RenderedDigest, String> {
     let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
     let moves: Vec<Cow<'_, MoveRow>> = digest.moves.iter().map(|m| edition.move_row(links, m)).collect();
     let moves: Vec<&MoveRow> = moves.iter().map(|row| row.as_ref()).collect();
@@ -257,7 +270,7 @@ fn render(
     let story_bytes = |blocks: &[&str]| blocks.iter().map(|block| block.len()).sum::<usize>();
     let text = render_with_capacity(&DigestText(&view), story_bytes(stories_text) + 2048)?;
     let html = render_with_capacity(&DigestHtml(&view), story_bytes(stories_html) + 6144)?;
-    Ok(Rendered { subject, text, html, unsubscribe_url })
+    Ok(RenderedDigest { subject, text, html, unsubscribe_url })
 }
 
 /// A rendered part with a mark for each block, as pieces: the text around

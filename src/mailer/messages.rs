@@ -247,7 +247,7 @@ pub(super) fn render_with_capacity(template: &impl Template, capacity: usize) ->
     Ok(rendered)
 }
 
-/// Bulk mail (digests, alerts) whose parts come in pieces, some encoded beforehand.
+/// Bulk mail (the digest) whose parts come in pieces, some encoded beforehand.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn bulk_email_in_pieces(
     links: &EmailLinks,

@@ -123,13 +123,13 @@ pub struct EncodedLines {
 }
 
 impl EncodedLines {
-    /// `text` is given a line end if it has none, so what follows starts a line.
+    /// `text` ends with a line end, so that what follows it starts a line.
     pub fn new(text: &str, write_7bit: fn(&mut Vec<u8>, &str) -> bool) -> Self {
-        let text = if text.ends_with('\n') { std::borrow::Cow::Borrowed(text) } else { format!("{text}\n").into() };
+        debug_assert!(text.ends_with('\n'), "a block ends its last line");
         let mut seven_bit = Vec::with_capacity(text.len() + text.len() / 8);
-        let seven_bit = write_7bit(&mut seven_bit, &text).then_some(seven_bit);
+        let seven_bit = write_7bit(&mut seven_bit, text).then_some(seven_bit);
         let mut quoted_printable = Vec::with_capacity(text.len() + text.len() / 8);
-        write_quoted_printable(&mut quoted_printable, &text);
+        write_quoted_printable(&mut quoted_printable, text);
         Self { seven_bit, quoted_printable, text_len: text.len() }
     }
 }

@@ -153,8 +153,11 @@ impl Store {
             }
             _ => {
                 let progress = self.edition_progress(row.id).await?;
-                if progress.is_done() {
-                    self.settle_edition(row.id, &progress).await?;
+                // Keeping the counts saves work later; failing to is no reason to fail the page.
+                if progress.is_done()
+                    && let Err(error) = self.settle_edition(row.id, &progress).await
+                {
+                    tracing::warn!(%error, edition = %row.id, "cannot keep a finished edition's counts");
                 }
                 progress
             }

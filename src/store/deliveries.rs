@@ -227,14 +227,17 @@ impl Store {
         // its row is locked (FOR SHARE), so that a pause, resume or cancel
         // committing meanwhile is seen: otherwise a resume could miss a
         // delivery parked on the state it had just changed, leaving it
-        // parked for good. SQLite runs one write at a time.
+        // parked for good. Retries take the lock too, as they can race a
+        // resume the same way. SQLite runs one write at a time.
         macro_rules! requeue {
             ($lock:literal) => {
                 concat!(
                     "UPDATE deliveries SET \
                          status = CASE WHEN edition_state = 'cancelled' THEN 'suppressed' ELSE 'queued' END, \
                          next_attempt_at = CASE WHEN edition_state = 'paused' THEN $6 ELSE $4 END, \
-                         attempts = attempts - $7, last_error = COALESCE($3, last_error), updated_at = $5 \
+                         attempts = attempts - $7, updated_at = $5, \
+                         last_error = CASE WHEN edition_state = 'cancelled' THEN 'edition cancelled by an admin' \
+                             ELSE COALESCE($3, last_error) END \
                      FROM (SELECT (SELECT state FROM editions WHERE id = $8",
                     $lock,
                     ") AS edition_state) AS edition \
