@@ -334,6 +334,17 @@ pub(super) struct ListQuery {
 /// The most items (stories, quotes, editions) one list answers with.
 const MAX_LISTED: u32 = 200;
 
+impl ListQuery {
+    /// `?limit=` (default 50), if it is from 1 to `MAX_LISTED`.
+    fn limit(&self) -> Option<u32> {
+        Some(self.limit.unwrap_or(50)).filter(|limit| (1..=MAX_LISTED).contains(limit))
+    }
+
+    fn refused() -> HttpResponse {
+        HttpResponse::BadRequest().json(json!({ "error": format!("limit must be from 1 to {MAX_LISTED}.") }))
+    }
+}
+
 /// The newest stories, hidden ones too (`hidden: true`).
 #[get("/admin/api/stories")]
 pub(super) async fn list_stories(
@@ -341,10 +352,7 @@ pub(super) async fn list_stories(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=MAX_LISTED).contains(&limit) {
-        return HttpResponse::BadRequest().json(json!({ "error": format!("limit must be from 1 to {MAX_LISTED}.") }));
-    }
+    let Some(limit) = query.limit() else { return ListQuery::refused() };
     match state.store.all_recent_stories(limit).await {
         Ok(stories) => HttpResponse::Ok().json(json!({ "stories": stories })),
         Err(error) => unavailable(error),
@@ -438,10 +446,7 @@ pub(super) async fn control_edition(
 /// The newest quotes (`?limit=`, default 50).
 #[get("/admin/api/quotes")]
 pub(super) async fn list_quotes(_: AdminApi, query: web::Query<ListQuery>, state: web::Data<AppState>) -> HttpResponse {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=MAX_LISTED).contains(&limit) {
-        return HttpResponse::BadRequest().json(json!({ "error": format!("limit must be from 1 to {MAX_LISTED}.") }));
-    }
+    let Some(limit) = query.limit() else { return ListQuery::refused() };
     match state.store.newest_quotes(limit).await {
         Ok(quotes) => HttpResponse::Ok().json(json!({ "quotes": quotes })),
         Err(error) => unavailable(error),
