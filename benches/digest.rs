@@ -13,8 +13,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tickermail::domain::Watchlist;
-use tickermail::jobs::digest::{ReaderDue, compose};
+use tickermail::domain::{DigestDue, Watchlist};
+use tickermail::jobs::digest::compose;
 use tickermail::mailer::{DigestEdition, EmailLinks, digest_email};
 use tickermail::store::{EditionContent, NewStory, Store, StoredQuote};
 use tokio::process::Command;
@@ -114,7 +114,7 @@ async fn digest_size(store: &Store) -> usize {
         stories: store.recent_stories(STORIES as u32).await.unwrap(),
         quotes: store.latest_quotes(&["NOK".into(), "AAPL".into(), "MSFT".into()]).await.unwrap(),
     };
-    let due = ReaderDue {
+    let due = DigestDue {
         since: Utc::now() - chrono::Duration::days(1),
         confirmed_at: Utc::now() - chrono::Duration::days(2),
         watchlist: Watchlist::parse_text("NOK,AAPL,MSFT").unwrap(),

@@ -51,6 +51,8 @@ pub struct SmtpSettings {
     pub security: SmtpSecurity,
     pub username: Option<String>,
     pub password: Option<SecretString>,
+    /// The most one wait on the server, and one message's transaction, may take.
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for SmtpSettings {
@@ -124,7 +126,9 @@ pub struct Settings {
     pub send_batch_size: u32,
     pub send_max_attempts: u32,
     pub send_retry_base: Duration,
+    /// How long a claimed delivery is this worker's alone.
     pub send_lease: Duration,
+    pub list_protection: ListProtection,
     pub worker_poll_interval: Duration,
     /// RSS/Atom feeds to poll for stories.
     pub feed_urls: Vec<Url>,
@@ -154,6 +158,20 @@ pub struct Settings {
 
 const SECRET_KEY_MIN_LEN: usize = 32;
 
+/// What a lease must leave beyond the longest send: time to record the outcome.
+const MIN_LEASE_MARGIN: Duration = Duration::from_secs(10);
+
+/// When an edition pauses itself to protect the list and the sender's name.
+#[derive(Debug, Clone, Copy)]
+pub struct ListProtection {
+    /// Permanent failures above this share of its sends and failures…
+    pub failure_percent: f64,
+    /// …once at least this many went either way.
+    pub min_attempts: u32,
+    /// Or this many policy, relay or authentication refusals one after another (0: never).
+    pub refusals_in_a_row: u32,
+}
+
 impl Settings {
     /// Reads the process environment, after loading `.env` if there is one.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -181,8 +199,11 @@ impl Settings {
             Some(raw) => (parse_base_url(&raw).map_err(|m| vars.error("BASE_URL", m))?, false),
             None => (format!("http://{bind}"), true),
         };
+        let smtp_timeout = vars.seconds_at_least_one("SMTP_TIMEOUT_SECONDS", 60)?;
         let mail_transport = match vars.text("SMTP_URL") {
-            Some(raw) => MailTransportSettings::Smtp(parse_smtp_url(&raw).map_err(|m| vars.error("SMTP_URL", m))?),
+            Some(raw) => {
+                MailTransportSettings::Smtp(parse_smtp_url(&raw, smtp_timeout).map_err(|m| vars.error("SMTP_URL", m))?)
+            }
             None => MailTransportSettings::Outbox(PathBuf::from(
                 vars.text("MAIL_OUTBOX_DIR").unwrap_or_else(|| "./outbox".into()),
             )),
@@ -231,6 +252,30 @@ impl Settings {
         if send_batch_size == 0 {
             return Err(vars.error("SEND_BATCH_SIZE", "must be at least 1".into()));
         }
+        // A message is sent only while its lease covers the longest its send
+        // can take (its own transaction, and the one before it, which may
+        // carry its envelope), with time left to record the outcome.
+        let send_lease = Duration::from_secs(vars.parsed("SEND_LEASE_SECONDS", 300)?);
+        let shortest_lease = 2 * smtp_timeout + MIN_LEASE_MARGIN;
+        if send_lease < shortest_lease {
+            return Err(vars.error(
+                "SEND_LEASE_SECONDS",
+                format!(
+                    "must be at least {} (twice SMTP_TIMEOUT_SECONDS, {}, plus {}): a send can take that long, and a shorter lease would let another worker send the message again meanwhile",
+                    shortest_lease.as_secs(),
+                    smtp_timeout.as_secs(),
+                    MIN_LEASE_MARGIN.as_secs()
+                ),
+            ));
+        }
+        let list_protection = ListProtection {
+            failure_percent: vars.parsed("EDITION_PAUSE_FAILURE_PERCENT", 5.0)?,
+            min_attempts: vars.parsed("EDITION_PAUSE_MIN_ATTEMPTS", 200)?,
+            refusals_in_a_row: vars.parsed("EDITION_PAUSE_REFUSALS_IN_A_ROW", 10)?,
+        };
+        if !(list_protection.failure_percent > 0.0 && list_protection.failure_percent <= 100.0) {
+            return Err(vars.error("EDITION_PAUSE_FAILURE_PERCENT", "must be a percentage above 0, at most 100".into()));
+        }
         let feed_urls = match vars.text("FEED_URLS") {
             None => Vec::new(),
             Some(list) => list
@@ -274,7 +319,8 @@ impl Settings {
             send_batch_size,
             send_max_attempts: vars.parsed("SEND_MAX_ATTEMPTS", 8)?,
             send_retry_base: Duration::from_secs(vars.parsed("SEND_RETRY_BASE_SECONDS", 30)?),
-            send_lease: Duration::from_secs(vars.parsed("SEND_LEASE_SECONDS", 300)?),
+            send_lease,
+            list_protection,
             worker_poll_interval: Duration::from_millis(vars.parsed("WORKER_POLL_MS", 1000)?),
             feed_urls,
             feed_poll_interval: vars.seconds_at_least_one("FEED_POLL_SECONDS", 600)?,
@@ -441,7 +487,7 @@ fn dkim_signer<F: Fn(&str) -> Option<String>>(
     Ok(Some(std::sync::Arc::new(signer)))
 }
 
-fn parse_smtp_url(raw: &str) -> Result<SmtpSettings, String> {
+fn parse_smtp_url(raw: &str, timeout: Duration) -> Result<SmtpSettings, String> {
     let url = Url::parse(raw).map_err(|e| format!("not a URL like smtp://user:pass@host:587 ({e})"))?;
     let host = url.host_str().ok_or("has no host")?.to_string();
     let tls = url.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
@@ -462,7 +508,7 @@ fn parse_smtp_url(raw: &str) -> Result<SmtpSettings, String> {
     };
     let username = (!url.username().is_empty()).then(|| decode(url.username()));
     let password = url.password().map(|p| SecretString::from(decode(p)));
-    Ok(SmtpSettings { host, port: url.port().unwrap_or(default_port), security, username, password })
+    Ok(SmtpSettings { host, port: url.port().unwrap_or(default_port), security, username, password, timeout })
 }
 
 #[cfg(test)]
@@ -494,17 +540,17 @@ mod tests {
 
     #[test]
     fn smtp_urls_select_the_security_mode() {
-        let starttls = parse_smtp_url("smtp://ann:p%40ss@mail.example.com").unwrap();
+        let starttls = parse_smtp_url("smtp://ann:p%40ss@mail.example.com", Duration::from_secs(60)).unwrap();
         assert_eq!((starttls.security, starttls.port), (SmtpSecurity::StartTls, 587));
         assert_eq!(starttls.username.as_deref(), Some("ann"));
         use secrecy::ExposeSecret;
         assert_eq!(starttls.password.unwrap().expose_secret(), "p@ss");
-        let implicit = parse_smtp_url("smtps://mail.example.com").unwrap();
+        let implicit = parse_smtp_url("smtps://mail.example.com", Duration::from_secs(60)).unwrap();
         assert_eq!((implicit.security, implicit.port), (SmtpSecurity::ImplicitTls, 465));
-        let plain = parse_smtp_url("smtp://127.0.0.1:2525?tls=none").unwrap();
+        let plain = parse_smtp_url("smtp://127.0.0.1:2525?tls=none", Duration::from_secs(60)).unwrap();
         assert_eq!((plain.security, plain.port), (SmtpSecurity::None, 2525));
-        assert!(parse_smtp_url("http://mail.example.com").is_err());
-        assert!(parse_smtp_url("smtp://mail.example.com?tls=maybe").is_err());
+        assert!(parse_smtp_url("http://mail.example.com", Duration::from_secs(60)).is_err());
+        assert!(parse_smtp_url("smtp://mail.example.com?tls=maybe", Duration::from_secs(60)).is_err());
     }
 
     #[test]
@@ -530,6 +576,16 @@ mod tests {
             assert_eq!(error.variable, var);
             assert!(error.to_string().starts_with(var));
         }
+    }
+
+    #[test]
+    fn a_lease_shorter_than_the_longest_send_is_refused_at_start() {
+        let error = settings(&[("SEND_LEASE_SECONDS", "5")]).unwrap_err();
+        assert_eq!(error.variable, "SEND_LEASE_SECONDS");
+        assert!(error.to_string().contains("at least 130"), "{error}");
+        let error = settings(&[("SEND_LEASE_SECONDS", "11"), ("SMTP_TIMEOUT_SECONDS", "1")]).unwrap_err();
+        assert!(error.to_string().contains("at least 12"), "{error}");
+        assert!(settings(&[("SEND_LEASE_SECONDS", "12"), ("SMTP_TIMEOUT_SECONDS", "1")]).is_ok());
     }
 
     #[test]

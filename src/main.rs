@@ -117,6 +117,11 @@ fn main() -> ExitCode {
             Command::Digest { weekly, dry_run } => {
                 let frequency = if weekly { DigestFrequency::Weekly } else { DigestFrequency::Daily };
                 let outcome = run_digest_now(&settings, frequency, dry_run).await.map_err(|e| e.to_string())?;
+                if let DigestOutcome::UnderWay { edition_id } = outcome {
+                    return Err(format!(
+                        "the {frequency} edition {edition_id} is still going out; one edition of a frequency goes out at a time, so nothing was started"
+                    ));
+                }
                 print_digest_outcome(frequency, &outcome);
                 Ok(())
             }
@@ -209,6 +214,7 @@ fn print_digest_outcome(frequency: DigestFrequency, outcome: &DigestOutcome) {
                 println!("  {}  {}", story.published_at.format("%Y-%m-%d %H:%M"), story.title);
             }
         }
+        DigestOutcome::UnderWay { .. } => {}
         DigestOutcome::Sent { edition, created_in, progress, took } => println!(
             "{frequency} digest {}: {} recipients, {} sent, {} failed, {} suppressed, in {:.1}s \
              (edition created in {:.2}s)",

@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -19,10 +20,11 @@ use crate::jobs::alerts::{AlertReport, check_alerts};
 use crate::jobs::digest::manual_run;
 use crate::jobs::ingest::Ingest;
 use crate::jobs::scheduler::{self, AlertSchedule, DigestSchedules, PollIntervals};
+use crate::jobs::supervise::supervise;
 use crate::jobs::test_send::{TestKind, TestSendError, TestSender};
 use crate::jobs::worker::{DeliveryWorker, WorkerSettings};
 use crate::mailer::{EmailLinks, Mailer};
-use crate::store::{DeliveryProgress, EditionCreated, Story};
+use crate::store::{DeliveryProgress, EditionCreated, EditionOutcome, Story};
 use crate::store::{SignupWriter, Store};
 use crate::tokens::TokenKey;
 use crate::web::{AppState, IpLimiter, PUBLIC_BODY_LIMIT, configure, security_headers};
@@ -102,6 +104,7 @@ impl Application {
             email_links(&settings),
             tokens.clone(),
             settings.digest_rules,
+            settings.confirmation_ttl,
         ));
         let worker = DeliveryWorker::new(
             store.clone(),
@@ -111,7 +114,11 @@ impl Application {
             WorkerSettings::from_settings(&settings),
             wakeup.clone(),
         );
-        let worker = tokio::spawn(worker.run(stop_background.clone()));
+        let worker_running = Arc::new(AtomicBool::new(false));
+        let worker = tokio::spawn(supervise("delivery worker", worker_running.clone(), stop_background.clone(), {
+            let stop = stop_background.clone();
+            move || worker.clone().run(stop.clone())
+        }));
         let ingest = Arc::new(Ingest::new(store.clone(), &settings));
         let every = PollIntervals { feeds: settings.feed_poll_interval, quotes: settings.quote_poll_interval };
         let digests = DigestSchedules::from_settings(&settings);
@@ -137,6 +144,7 @@ impl Application {
             login_limiter,
             signups: SignupWriter::start(store.clone(), resend_interval),
             worker_wakeup: wakeup,
+            worker_running,
             test_sender,
         });
         let server = HttpServer::new(move || {
@@ -196,6 +204,8 @@ async fn forget_idle_clients(limiter: IpLimiter, stop: CancellationToken) {
 pub enum DigestOutcome {
     /// `--dry-run`: how many readers it would go to, and the stories it would snapshot.
     WouldSend { recipients: i64, stories: Vec<Story> },
+    /// Nothing was created: an edition of this frequency is still going out.
+    UnderWay { edition_id: uuid::Uuid },
     Sent {
         edition: EditionCreated,
         /// How long creating the edition (and queueing its deliveries) took.
@@ -222,7 +232,13 @@ pub async fn run_digest_now(
         return Ok(DigestOutcome::WouldSend { recipients, stories });
     }
     let started = std::time::Instant::now();
-    let edition = store.create_digest_edition(&run).await?.expect("a new one-off slot is always free");
+    let edition = match store.create_digest_edition(&run).await? {
+        EditionOutcome::Created(edition) => edition,
+        EditionOutcome::UnderWay { edition_id } => return Ok(DigestOutcome::UnderWay { edition_id }),
+        EditionOutcome::SlotTaken => {
+            return Err(crate::store::StoreError::Corrupt("a new one-off digest slot was already taken".into()).into());
+        }
+    };
     let created_in = started.elapsed();
     let worker = delivery_worker(settings, &store).await?;
     let progress = drain(&worker, settings, || store.edition_progress(edition.id)).await?;
@@ -296,6 +312,7 @@ pub async fn send_test_now(
     let store = connect_and_migrate(settings).await.map_err(|e| e.to_string())?;
     let tokens = token_key(settings, &store).await.map_err(|e| e.to_string())?;
     let mailer = Mailer::new(&settings.mail_transport, 1)?;
-    let sender = TestSender::new(store, mailer, email_links(settings), tokens, settings.digest_rules);
+    let sender =
+        TestSender::new(store, mailer, email_links(settings), tokens, settings.digest_rules, settings.confirmation_ttl);
     sender.send(to, kind).await.map_err(|e: TestSendError| e.to_string())
 }

@@ -1,6 +1,7 @@
 //! Values that can only exist once parsed: a value of one of these types is valid.
 
 mod listing;
+mod message;
 mod preferences;
 mod subscriber;
 mod subscriber_email;
@@ -8,6 +9,7 @@ mod subscriber_name;
 mod ticker;
 
 pub use listing::{Exchange, Listing, exchange_from_prefix};
+pub use message::{ConfirmationRequest, DigestDue, Message, MessageKind, PriceAlert, Welcome};
 pub use preferences::{AlertThreshold, DigestFrequency};
 pub use subscriber::{Subscriber, SubscriberStatus};
 pub use subscriber_email::SubscriberEmail;

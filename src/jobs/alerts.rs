@@ -7,10 +7,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use crate::domain::{Listing, Watchlist};
+use crate::domain::{Listing, PriceAlert, Watchlist};
 use crate::store::{AlertWatcher, DueAlert, Store, StoreResult, StoredQuote};
 
 /// Readers are read this many at a time, so memory stays flat as the list grows.
@@ -31,19 +29,6 @@ pub fn move_tier(change_percent: f64, threshold_percent: f64) -> Option<MoveTier
     }
     let tier = (change_percent.abs() / threshold_percent).floor() as i64;
     (tier >= 1).then_some(MoveTier { direction: if change_percent > 0.0 { "up" } else { "down" }, tier })
-}
-
-/// What an alert email says, as queued with it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertPayload {
-    pub symbol: String,
-    pub price: f64,
-    pub previous_close: f64,
-    pub change_percent: f64,
-    pub direction: String,
-    pub tier: i64,
-    pub threshold_percent: f64,
-    pub as_of: DateTime<Utc>,
 }
 
 /// A fresh quote and the trading day it belongs to, at its exchange.
@@ -155,7 +140,7 @@ fn due_alerts(
             if sent.get(&key).is_some_and(|&alerted| alerted >= tier.tier) {
                 return None;
             }
-            let payload = AlertPayload {
+            let alert = PriceAlert {
                 symbol: ticker.to_string(),
                 price: fresh.quote.price,
                 previous_close: fresh.quote.previous_close,
@@ -172,7 +157,7 @@ fn due_alerts(
                 trading_day: fresh.trading_day.clone(),
                 direction: tier.direction,
                 tier: tier.tier,
-                payload: json!(payload),
+                alert,
             })
         })
         .collect()

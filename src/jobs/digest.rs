@@ -3,11 +3,9 @@
 //! delivery says which of those stories are new to them and what their
 //! watchlist was, so every retry renders the same message.
 
-use chrono::{DateTime, TimeZone, Utc};
-use serde::Deserialize;
-
-use crate::domain::{DigestFrequency, Watchlist};
+use crate::domain::{DigestDue, DigestFrequency};
 use crate::store::{DigestRun, EditionContent, StoredQuote, Story};
+use chrono::{DateTime, TimeZone, Utc};
 
 /// At most this many stories in one email, those about the reader's watchlist first.
 pub const MAX_STORIES_PER_EMAIL: usize = 20;
@@ -82,21 +80,6 @@ pub fn latest_slot<Tz: TimeZone>(
     Some(if late <= max_lateness { SlotCheck::Due(key) } else { SlotCheck::TooLate(key) })
 }
 
-/// What one reader is due, as queued with their delivery.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ReaderDue {
-    /// Stories stored after this are new to them (their previous digest, or their confirmation).
-    pub since: DateTime<Utc>,
-    /// Nothing published before they confirmed is sent to them.
-    pub confirmed_at: DateTime<Utc>,
-    #[serde(deserialize_with = "stored_watchlist")]
-    pub watchlist: Watchlist,
-}
-
-fn stored_watchlist<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Watchlist, D::Error> {
-    Ok(Watchlist::from_stored(&String::deserialize(deserializer)?))
-}
-
 /// A row of the price table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PriceMove {
@@ -139,7 +122,7 @@ impl ReaderDigest<'_> {
 /// The stories new to this reader (about their watchlist first, newest
 /// first within each group), and the moves of their watchlist followed by
 /// those of the tickers in their stories.
-pub fn compose<'a>(content: &'a EditionContent, due: &ReaderDue) -> ReaderDigest<'a> {
+pub fn compose<'a>(content: &'a EditionContent, due: &DigestDue) -> ReaderDigest<'a> {
     let follows = |story: &Story| story.tickers.iter().any(|t| due.watchlist.tickers().iter().any(|w| w.as_str() == t));
     let mut stories: Vec<&Story> = content
         .stories
@@ -170,6 +153,7 @@ pub fn compose<'a>(content: &'a EditionContent, due: &ReaderDue) -> ReaderDigest
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Watchlist;
 
     fn at(hour: u32) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(&format!("2026-11-20T{hour:02}:00:00Z")).unwrap().with_timezone(&Utc)
@@ -216,8 +200,8 @@ mod tests {
         }
     }
 
-    fn due(watchlist: &str) -> ReaderDue {
-        ReaderDue { since: at(10), confirmed_at: at(6), watchlist: Watchlist::parse_text(watchlist).unwrap() }
+    fn due(watchlist: &str) -> DigestDue {
+        DigestDue { since: at(10), confirmed_at: at(6), watchlist: Watchlist::parse_text(watchlist).unwrap() }
     }
 
     #[test]
@@ -263,7 +247,7 @@ mod tests {
     #[test]
     fn a_reader_with_nothing_new_and_no_watchlist_gets_an_empty_digest() {
         let content = content();
-        let caught_up = ReaderDue { since: at(18), ..due("") };
+        let caught_up = DigestDue { since: at(18), ..due("") };
         assert!(compose(&content, &caught_up).is_empty());
     }
 }

@@ -4,6 +4,8 @@
 pub mod alerts;
 pub mod digest;
 pub mod ingest;
+pub mod render;
 pub mod scheduler;
+pub mod supervise;
 pub mod test_send;
 pub mod worker;

@@ -14,7 +14,7 @@ use super::digest::{DigestRules, SlotCheck, digest_run, latest_slot};
 use super::ingest::Ingest;
 use crate::config::Settings;
 use crate::domain::DigestFrequency;
-use crate::store::{Store, StoreError};
+use crate::store::{EditionOutcome, Store, StoreError};
 
 /// Every five minutes (cron with seconds first, in UTC).
 const QUEUE_REPORT_SCHEDULE: &str = "0 */5 * * * *";
@@ -155,12 +155,23 @@ async fn fire_due_digests(store: &Store, digests: &DigestSchedules, handled: &Mu
         if !handled.lock().expect("not poisoned").insert(slot.clone()) {
             continue;
         }
-        let outcome = handle_slot(store, frequency, &check, now, digests.rules).await;
-        if let Err(error) = outcome {
-            tracing::error!(%slot, %error, "digest check failed; trying again in a minute");
-            handled.lock().expect("not poisoned").remove(slot);
+        match handle_slot(store, frequency, &check, now, digests.rules).await {
+            Ok(SlotHandled::Done) => {}
+            Ok(SlotHandled::NotYet) => {
+                handled.lock().expect("not poisoned").remove(slot);
+            }
+            Err(error) => {
+                tracing::error!(%slot, %error, "digest check failed; trying again in a minute");
+                handled.lock().expect("not poisoned").remove(slot);
+            }
         }
     }
+}
+
+/// Whether a slot is dealt with, or to be checked again next minute.
+enum SlotHandled {
+    Done,
+    NotYet,
 }
 
 async fn handle_slot(
@@ -169,14 +180,18 @@ async fn handle_slot(
     check: &SlotCheck,
     now: chrono::DateTime<Utc>,
     rules: DigestRules,
-) -> Result<(), StoreError> {
+) -> Result<SlotHandled, StoreError> {
     match check {
         SlotCheck::Due(slot) => {
             match store.create_digest_edition(&digest_run(frequency, slot.clone(), now, rules)).await? {
-                Some(created) => {
+                EditionOutcome::Created(created) => {
                     tracing::info!(%slot, recipients = created.recipients, stories = created.stories, "digest edition created")
                 }
-                None => tracing::info!(%slot, "digest slot already has its edition"),
+                EditionOutcome::SlotTaken => tracing::info!(%slot, "digest slot already has its edition"),
+                EditionOutcome::UnderWay { edition_id } => {
+                    tracing::info!(%slot, %edition_id, "digest slot waits: the edition before it is still going out");
+                    return Ok(SlotHandled::NotYet);
+                }
             }
         }
         SlotCheck::TooLate(slot) => {
@@ -185,7 +200,7 @@ async fn handle_slot(
             }
         }
     }
-    Ok(())
+    Ok(SlotHandled::Done)
 }
 
 #[tracing::instrument(name = "job.queue_report", skip_all)]

@@ -7,15 +7,19 @@
 
 use std::str::FromStr;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::alerts::{AlertPayload, move_tier};
-use super::digest::{DigestRules, ReaderDue, compose, manual_run};
-use crate::domain::{Subscriber, SubscriberEmail, Watchlist};
-use crate::mailer::{
-    EmailContent, EmailLinks, Mailer, alert_content, confirmation_content, digest_content, welcome_content,
+use super::alerts::move_tier;
+use super::digest::{DigestRules, manual_run};
+use super::render::{EditionParts, Reader, RenderError, Rendered, Renderer, Rendering};
+use crate::domain::{
+    ConfirmationRequest, DigestDue, Message, PriceAlert, Subscriber, SubscriberEmail, Watchlist, Welcome,
 };
+use crate::mailer::{AlwaysOpen, EmailContent, EmailLinks, Mailer};
 use crate::store::{EditionContent, Store, StoreError};
 use crate::tokens::TokenKey;
 
@@ -65,11 +69,19 @@ pub struct TestSender {
     links: EmailLinks,
     tokens: TokenKey,
     digest_rules: DigestRules,
+    confirmation_ttl: Duration,
 }
 
 impl TestSender {
-    pub fn new(store: Store, mailer: Mailer, links: EmailLinks, tokens: TokenKey, digest_rules: DigestRules) -> Self {
-        Self { store, mailer, links, tokens, digest_rules }
+    pub fn new(
+        store: Store,
+        mailer: Mailer,
+        links: EmailLinks,
+        tokens: TokenKey,
+        digest_rules: DigestRules,
+        confirmation_ttl: Duration,
+    ) -> Self {
+        Self { store, mailer, links, tokens, digest_rules, confirmation_ttl }
     }
 
     /// Renders and sends one test message; returns its subject once the
@@ -82,7 +94,8 @@ impl TestSender {
             .into_message(&self.links, to.as_ref(), self.links.message_id(Uuid::new_v4()))
             .map_err(TestSendError::Render)?;
         let file_stem = format!("{}-test-{}", Utc::now().format("%Y%m%dT%H%M%S%.6f"), Uuid::new_v4().simple());
-        self.mailer.send(message, &file_stem).await.map_err(|e| TestSendError::Refused(e.to_string()))?;
+        let sent = self.mailer.send(message, &file_stem, Arc::new(AlwaysOpen)).await;
+        sent.map_err(|e| TestSendError::Refused(e.to_string()))?;
         Ok(subject)
     }
 
@@ -92,34 +105,36 @@ impl TestSender {
     /// their watchlist.
     pub async fn preview(&self, kind: TestKind, reader: Option<&Subscriber>) -> Result<EmailContent, TestSendError> {
         let now = Utc::now();
-        let manage_token = self.tokens.manage_token(Uuid::nil(), "test");
-        let name = reader.map_or("", |r| r.name.as_str());
-        match kind {
-            TestKind::Confirmation => {
-                let token = self.tokens.confirmation_token(Uuid::nil(), now);
-                confirmation_content(&self.links, name, &token, now + chrono::Duration::days(7))
-            }
-            TestKind::Welcome => {
-                let watchlist = reader.map_or_else(|| "NOK, AAPL".to_string(), |r| r.watchlist.to_string());
-                welcome_content(&self.links, name, &manage_token, &watchlist)
-            }
+        let sample_watchlist = Watchlist::parse_text("NOK, AAPL").unwrap_or_default();
+        let mut edition = None;
+        let message = match kind {
+            TestKind::Confirmation => Message::Confirmation(ConfirmationRequest { issued_at: now }),
+            TestKind::Welcome => Message::Welcome(Welcome {}),
             TestKind::Digest => {
                 let (content, due) = self.digest_for(reader, now).await?;
-                let digest = compose(&content, &due);
-                if digest.is_empty() {
-                    return Err(TestSendError::NothingToSend(match reader {
-                        Some(_) => "this reader has no new stories or watchlist moves for a digest now".into(),
-                        None => "there are no stories or quotes yet: push a story or run `tickermail ingest`".into(),
-                    }));
-                }
-                digest_content(&self.links, name, &manage_token, &digest, now)
+                edition = Some(EditionParts::new(&self.links, content));
+                Message::Digest(due)
             }
-            TestKind::Alert => {
-                let alert = self.biggest_move(reader, now).await?;
-                alert_content(&self.links, name, &manage_token, &alert)
-            }
+            TestKind::Alert => Message::Alert(self.biggest_move(reader, now).await?),
+        };
+        let for_a_reader = reader.is_some();
+        let reader = Reader {
+            id: Uuid::nil(),
+            name: reader.map_or("", |r| r.name.as_str()),
+            token_nonce: "test",
+            watchlist: reader.map_or(&sample_watchlist, |r| &r.watchlist),
+        };
+        let renderer = Renderer { links: &self.links, tokens: &self.tokens, confirmation_ttl: self.confirmation_ttl };
+        match renderer.render(&message, reader, edition.as_ref(), Rendering::Preview) {
+            Ok(Rendered::Preview(content)) => Ok(content),
+            Ok(Rendered::Email(_)) => Err(TestSendError::Render("a preview came out as a message to send".into())),
+            Err(RenderError::NothingToSay(_)) => Err(TestSendError::NothingToSend(if for_a_reader {
+                "this reader has no new stories or watchlist moves for a digest now".into()
+            } else {
+                "there are no stories or quotes yet: push a story or run `tickermail ingest`".into()
+            })),
+            Err(RenderError::Failed(reason)) => Err(TestSendError::Render(reason)),
         }
-        .map_err(TestSendError::Render)
     }
 
     /// What the next daily edition would hold, and what `reader` is due from it.
@@ -127,7 +142,7 @@ impl TestSender {
         &self,
         reader: Option<&Subscriber>,
         now: DateTime<Utc>,
-    ) -> Result<(EditionContent, ReaderDue), StoreError> {
+    ) -> Result<(EditionContent, DigestDue), StoreError> {
         let Some(reader) = reader else {
             let since = now - chrono::Duration::days(RECENT_DAYS);
             let content = EditionContent {
@@ -136,7 +151,7 @@ impl TestSender {
                 quotes: self.store.fresh_quotes(since).await?,
             };
             let watchlist = content.stories.iter().flat_map(|s| s.tickers.iter()).take(5);
-            let due = ReaderDue {
+            let due = DigestDue {
                 since: DateTime::UNIX_EPOCH,
                 confirmed_at: DateTime::UNIX_EPOCH,
                 watchlist: Watchlist::parse_items(watchlist.map(String::as_str)).unwrap_or_default(),
@@ -155,16 +170,12 @@ impl TestSender {
             EditionContent { created_at: now, stories, quotes: self.store.fresh_quotes(run.oldest_story).await? };
         let confirmed_at = reader.confirmed_at.unwrap_or(reader.created_at);
         let since = self.store.last_digest_at(reader.id).await?.unwrap_or(confirmed_at);
-        Ok((content, ReaderDue { since, confirmed_at, watchlist: reader.watchlist.clone() }))
+        Ok((content, DigestDue { since, confirmed_at, watchlist: reader.watchlist.clone() }))
     }
 
     /// The largest recent move (on `reader`'s watchlist when it has one there),
     /// as an alert with the reader's threshold or a new reader's.
-    async fn biggest_move(
-        &self,
-        reader: Option<&Subscriber>,
-        now: DateTime<Utc>,
-    ) -> Result<AlertPayload, TestSendError> {
+    async fn biggest_move(&self, reader: Option<&Subscriber>, now: DateTime<Utc>) -> Result<PriceAlert, TestSendError> {
         let quotes = self.store.fresh_quotes(now - chrono::Duration::days(RECENT_DAYS)).await?;
         let biggest = |on_watchlist: bool| {
             quotes
@@ -181,7 +192,7 @@ impl TestSender {
         let threshold = reader.map_or(SAMPLE_THRESHOLD_PERCENT, |r| r.alert_threshold.percent());
         let change_percent = quote.change_percent();
         let tier = move_tier(change_percent, threshold);
-        Ok(AlertPayload {
+        Ok(PriceAlert {
             symbol: quote.symbol.clone(),
             price: quote.price,
             previous_close: quote.previous_close,

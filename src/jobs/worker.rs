@@ -4,23 +4,24 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
-use serde::Deserialize;
 use tokio::sync::{Notify, OnceCell, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
-use crate::config::Settings;
-use crate::domain::{DigestFrequency, SubscriberStatus};
-use crate::jobs::alerts::AlertPayload;
-use crate::jobs::digest::{ReaderDue, compose};
-use crate::mailer::{
-    DigestEdition, EmailLinks, Mailer, SendError, alert_email, confirmation_email, digest_email, welcome_email,
-};
-use crate::store::{ClaimedDelivery, DeliveryKind, EditionContent, FinalStatus, Store, StoreError};
+use super::render::{EditionParts, Reader, RenderError, Rendered, Renderer, Rendering};
+use crate::config::{ListProtection, Settings};
+use crate::domain::{DigestFrequency, Message, SubscriberStatus};
+use crate::mailer::{EmailLinks, Mailer, Rejection, SendError, SendGate};
+use crate::store::{ClaimedDelivery, ClaimedReader, EditionControl, FinalStatus, Store, StoreError};
 use crate::tokens::TokenKey;
 
 /// Editions kept in memory while their deliveries are sent (one is sent at a
@@ -47,6 +48,14 @@ const RECORD_LINGER: Duration = Duration::from_millis(2);
 /// The longest wait between two attempts, however many have failed.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(6 * 3600);
 
+/// What a lease must still have left when a send starts, beyond the longest
+/// the send can take: time to record the outcome.
+const RECORD_MARGIN: Duration = Duration::from_secs(5);
+
+/// A failed recording is tried again after this, doubling up to `MAX_RECORD_RETRY_DELAY`.
+const RECORD_RETRY_DELAY: Duration = Duration::from_millis(50);
+const MAX_RECORD_RETRY_DELAY: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     pub batch_size: u32,
@@ -60,12 +69,13 @@ pub struct WorkerSettings {
     pub rate: u32,
     /// Messages per second to one recipient domain; 0 for no limit.
     pub rate_per_domain: u32,
+    pub list_protection: ListProtection,
 }
 
 impl WorkerSettings {
     /// How many deliveries to claim at once: the batch size, but no more than
-    /// the rate limits let go out in half a lease, so a slow batch is never
-    /// taken over (and sent again) by another worker while it waits.
+    /// the rate limits let go out in half a lease, so that few need their
+    /// lease extended before they are sent.
     fn claim_limit(&self) -> u32 {
         let slowest = [self.rate, self.rate_per_domain].into_iter().filter(|rate| *rate > 0).min();
         match slowest {
@@ -88,6 +98,7 @@ impl WorkerSettings {
             confirmation_ttl: settings.confirmation_ttl,
             rate: settings.send_rate,
             rate_per_domain: settings.send_rate_per_domain,
+            list_protection: settings.list_protection,
         }
     }
 }
@@ -101,22 +112,17 @@ pub struct DeliveryWorker {
     settings: WorkerSettings,
     wakeup: Arc<Notify>,
     /// Each edition's snapshot, read once however many sends wait for it.
-    editions: Arc<Mutex<HashMap<uuid::Uuid, Arc<EditionCell>>>>,
+    editions: Arc<Mutex<HashMap<Uuid, Arc<EditionCell>>>>,
     /// Whether each edition may send (not paused or cancelled), and when that was read.
-    edition_states: Arc<Mutex<HashMap<uuid::Uuid, (Instant, bool)>>>,
+    edition_states: Arc<Mutex<HashMap<Uuid, (Instant, bool)>>>,
+    /// Policy refusals one after another, per edition.
+    refusals_in_a_row: Arc<Mutex<HashMap<Uuid, u32>>>,
     rate: Option<Arc<DefaultDirectRateLimiter>>,
     rate_per_domain: Option<Arc<DefaultKeyedRateLimiter<String>>>,
 }
 
 /// An edition's snapshot once read (`None`: there is no such edition).
-type EditionCell = OnceCell<Option<Arc<Edition>>>;
-
-/// An edition as its deliveries are rendered from: the snapshot, and what
-/// every reader's digest shows alike, rendered once.
-struct Edition {
-    content: EditionContent,
-    digest: DigestEdition,
-}
+type EditionCell = OnceCell<Option<Arc<EditionParts>>>;
 
 /// What became of one claimed delivery, to be recorded.
 #[derive(Debug)]
@@ -126,20 +132,104 @@ enum Disposition {
         error: String,
         retry_at: chrono::DateTime<Utc>,
     },
-    /// Not tried: the edition is paused or cancelled.
-    Deferred,
+    /// Not tried, and back in the queue without using an attempt: its
+    /// edition is paused or cancelled, or the worker is stopping.
+    PutBack,
     Final {
         status: FinalStatus,
         error: String,
-        bounce: bool,
+        rejection: Option<Rejection>,
     },
+    /// Its claim was lost before it was sent: it is another worker's now.
+    Lost,
 }
 
-/// What rendering decided: a message to send, or a reason not to.
-enum Rendered {
+/// What a delivery comes to before it is sent: a message, or a reason not to.
+enum Prepared {
     Email(crate::mailer::Email),
     Suppress(String),
     Fail(String),
+}
+
+/// A claimed delivery's lease, as the gate its message passes right before
+/// it goes on the wire: the send goes ahead only while the lease covers the
+/// longest it can take (extending the lease first when it would not), and
+/// never once the lease was lost or the delivery given back.
+struct DeliveryLease {
+    store: Store,
+    delivery_id: Uuid,
+    claim_id: Uuid,
+    lease: Duration,
+    until: Mutex<Instant>,
+    state: AtomicU8,
+}
+
+const WAITING: u8 = 0;
+const ON_THE_WIRE: u8 = 1;
+const GIVEN_BACK: u8 = 2;
+const LOST: u8 = 3;
+
+impl DeliveryLease {
+    fn new(store: &Store, delivery: &ClaimedDelivery, lease: Duration) -> Self {
+        Self {
+            store: store.clone(),
+            delivery_id: delivery.id,
+            claim_id: delivery.claim_id,
+            lease,
+            until: Mutex::new(delivery.lease_until),
+            state: AtomicU8::new(WAITING),
+        }
+    }
+
+    fn until(&self) -> Instant {
+        *self.until.lock().expect("not poisoned")
+    }
+
+    fn covers(&self, longest: Duration) -> bool {
+        Instant::now() + longest + RECORD_MARGIN <= self.until()
+    }
+
+    fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    fn enter(&self, state: u8) -> bool {
+        self.state.compare_exchange(WAITING, state, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// Takes the delivery back unless it is already on the wire.
+    fn give_back(&self) -> bool {
+        self.enter(GIVEN_BACK)
+    }
+}
+
+impl SendGate for DeliveryLease {
+    fn open(&self, longest: Duration) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            if self.state() != WAITING {
+                return false;
+            }
+            if !self.covers(longest) {
+                let asked = Instant::now();
+                match self.store.renew_delivery_lease(self.delivery_id, self.claim_id, self.lease).await {
+                    Ok(true) => *self.until.lock().expect("not poisoned") = asked + self.lease,
+                    Ok(false) => {
+                        self.enter(LOST);
+                        return false;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot extend a delivery's lease; it is not sent now");
+                        return false;
+                    }
+                }
+            }
+            self.covers(longest) && self.enter(ON_THE_WIRE)
+        })
+    }
+
+    fn open_now(&self, longest: Duration) -> bool {
+        self.state() == WAITING && self.covers(longest) && self.enter(ON_THE_WIRE)
+    }
 }
 
 impl DeliveryWorker {
@@ -163,13 +253,14 @@ impl DeliveryWorker {
             wakeup,
             editions: Arc::default(),
             edition_states: Arc::default(),
+            refusals_in_a_row: Arc::default(),
             rate,
             rate_per_domain,
         }
     }
 
-    /// Drains the outbox until `shutdown` is cancelled; sends in progress are
-    /// finished first, so none is cut off half-way.
+    /// Drains the outbox until `shutdown` is cancelled. Then what is on the
+    /// wire is finished and recorded; what is not goes back to the queue.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(transport = %self.mailer.describe(), "delivery worker started");
         while !shutdown.is_cancelled() {
@@ -205,8 +296,7 @@ impl DeliveryWorker {
         // recording outcomes below never holds up a send. Outcomes are
         // recorded in chunks of whatever has finished; each delivery holds a
         // slot until its outcome is recorded, so a crash re-sends at most as
-        // many messages as there are slots, never more than a batch. A task
-        // that died leaves its delivery to its lease.
+        // many messages as there are slots.
         let (outcomes, mut finished) = tokio::sync::mpsc::unbounded_channel();
         let dispatching = tokio::spawn(self.clone().claim_and_dispatch(stop.clone(), outcomes));
         let mut tally = Tally::default();
@@ -222,37 +312,19 @@ impl DeliveryWorker {
                     _ = &mut linger => break,
                 }
             }
-            // Sent deliveries by claim: a chunk may straddle two batches.
-            let mut sent: Vec<(uuid::Uuid, Vec<uuid::Uuid>)> = Vec::new();
-            let mut slots = Vec::with_capacity(chunk.len());
-            for (delivery, disposition, slot) in chunk.drain(..) {
-                slots.push(slot);
-                tally.count(&disposition);
-                let recorded = match disposition {
-                    Disposition::Sent => {
-                        match sent.iter_mut().find(|(claim_id, _)| *claim_id == delivery.claim_id) {
-                            Some((_, ids)) => ids.push(delivery.id),
-                            None => sent.push((delivery.claim_id, vec![delivery.id])),
-                        }
-                        continue;
-                    }
-                    Disposition::Retry { error, retry_at } => {
-                        self.store.mark_delivery_retry(&delivery, &error, retry_at).await
-                    }
-                    Disposition::Deferred => self.store.defer_delivery(&delivery).await,
-                    Disposition::Final { status, error, bounce } => {
-                        self.store.mark_delivery_final(&delivery, status, &error, bounce).await
-                    }
-                };
-                report_recorded(recorded.map(u64::from), 1);
+            let (outcomes, slots): (Vec<(ClaimedDelivery, Disposition)>, Vec<OwnedSemaphorePermit>) =
+                chunk.drain(..).map(|(delivery, disposition, slot)| ((delivery, disposition), slot)).unzip();
+            for (_, disposition) in &outcomes {
+                tally.count(disposition);
             }
-            for (claim_id, ids) in sent {
-                let marked = self.store.mark_deliveries_sent(claim_id, &ids, self.links.message_domain()).await;
-                report_recorded(marked, ids.len());
-            }
+            self.record(&outcomes).await;
+            self.protect_the_list(&outcomes).await;
             drop(slots);
         }
-        let claimed = dispatching.await.expect("the dispatching task does not panic");
+        let claimed = match dispatching.await {
+            Ok(claimed) => claimed,
+            Err(error) => return Err(StoreError::Unavailable(format!("the dispatching task failed: {error}"))),
+        };
         if let Some(limiter) = &self.rate_per_domain {
             limiter.retain_recent();
         }
@@ -260,17 +332,131 @@ impl DeliveryWorker {
             tracing::info!(
                 sent = tally.sent,
                 retry = tally.retry,
-                deferred = tally.deferred,
+                put_back = tally.put_back,
                 failed = tally.failed,
                 suppressed = tally.suppressed,
+                lost = tally.lost,
                 "deliveries done"
             );
         }
         claimed
     }
 
+    /// Records what became of each delivery of a chunk: the sent ones of a
+    /// claim in one statement, the others one by one. A recording that fails
+    /// is tried again, the deliveries keeping their slots, until their lease
+    /// would run out (then another worker may send them again).
+    async fn record(&self, outcomes: &[(ClaimedDelivery, Disposition)]) {
+        // Sent deliveries by claim: a chunk may straddle two batches.
+        let mut sent: Vec<(Uuid, Instant, Vec<Uuid>)> = Vec::new();
+        for (delivery, disposition) in outcomes {
+            let until = delivery.lease_until;
+            let recorded = match disposition {
+                Disposition::Sent => {
+                    match sent.iter_mut().find(|(claim_id, ..)| *claim_id == delivery.claim_id) {
+                        Some((_, earliest, ids)) => {
+                            *earliest = (*earliest).min(until);
+                            ids.push(delivery.id);
+                        }
+                        None => sent.push((delivery.claim_id, until, vec![delivery.id])),
+                    }
+                    continue;
+                }
+                Disposition::Lost => continue,
+                Disposition::Retry { error, retry_at } => {
+                    retrying(until, || self.store.mark_delivery_retry(delivery, error, *retry_at)).await
+                }
+                Disposition::PutBack => retrying(until, || self.store.defer_delivery(delivery)).await,
+                Disposition::Final { status, error, rejection } => {
+                    let bounce = *rejection == Some(Rejection::MailboxUnknown);
+                    retrying(until, || self.store.mark_delivery_final(delivery, *status, error, bounce)).await
+                }
+            };
+            report_recorded(recorded.map(u64::from), 1);
+        }
+        for (claim_id, until, ids) in sent {
+            let domain = self.links.message_domain();
+            let marked = retrying(until, || self.store.mark_deliveries_sent(claim_id, &ids, domain)).await;
+            report_recorded(marked, ids.len());
+        }
+    }
+
+    /// Pauses an edition whose permanent failures pass `EDITION_PAUSE_*`: a
+    /// share of what it sent, or policy refusals one after another. A list
+    /// full of dead addresses, or a relay that refuses everything, then
+    /// costs a few messages instead of the whole edition and the sender's name.
+    async fn protect_the_list(&self, outcomes: &[(ClaimedDelivery, Disposition)]) {
+        let protection = self.settings.list_protection;
+        let mut failing: Vec<Uuid> = Vec::new();
+        let mut refused: Vec<(Uuid, String)> = Vec::new();
+        {
+            let mut runs = self.refusals_in_a_row.lock().expect("not poisoned");
+            for (delivery, disposition) in outcomes {
+                let Some(edition) = delivery.edition_id else { continue };
+                match disposition {
+                    Disposition::Sent => {
+                        runs.remove(&edition);
+                    }
+                    Disposition::Final { status: FinalStatus::Failed, error, rejection } => {
+                        if !failing.contains(&edition) {
+                            failing.push(edition);
+                        }
+                        if *rejection == Some(Rejection::Policy) {
+                            let run = runs.entry(edition).or_default();
+                            *run += 1;
+                            if protection.refusals_in_a_row > 0 && *run == protection.refusals_in_a_row {
+                                refused.push((edition, error.clone()));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (edition, last) in refused {
+            let reason = format!(
+                "paused itself after {} policy, relay or authentication refusals in a row (the last: {last}); \
+                 check the SMTP relay's settings and the sender's reputation, then resume",
+                protection.refusals_in_a_row
+            );
+            self.pause_edition(edition, &reason).await;
+        }
+        for edition in failing {
+            let (sent, failed) = match self.store.edition_outcomes(edition).await {
+                Ok(counts) => counts,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot count an edition's failures");
+                    continue;
+                }
+            };
+            let attempted = sent + failed;
+            if attempted >= i64::from(protection.min_attempts)
+                && failed as f64 * 100.0 >= protection.failure_percent * attempted as f64
+            {
+                let reason = format!(
+                    "paused itself: {failed} of its {attempted} deliveries so far failed for good, over the \
+                     {}% of EDITION_PAUSE_FAILURE_PERCENT; look at the failures below, then resume or cancel",
+                    protection.failure_percent
+                );
+                self.pause_edition(edition, &reason).await;
+            }
+        }
+    }
+
+    async fn pause_edition(&self, edition: Uuid, reason: &str) {
+        match self.store.pause_edition(edition, reason).await {
+            Ok(EditionControl::Done(_)) => {
+                tracing::warn!(%edition, reason, "edition paused to protect the list");
+                self.edition_states.lock().expect("not poisoned").remove(&edition);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, %edition, "cannot pause an edition that fails too often"),
+        }
+    }
+
     /// Claims batches until none is due or `stop` is cancelled, and starts a
-    /// task per delivery, at most `RENDER_AHEAD` per SMTP session at a time.
+    /// task per delivery. Only as many are claimed as there are free slots, so
+    /// a claimed delivery never waits for one.
     async fn claim_and_dispatch(
         self,
         stop: CancellationToken,
@@ -279,17 +465,27 @@ impl DeliveryWorker {
         let limit = self.settings.claim_limit() as usize;
         let slots = Arc::new(Semaphore::new((self.settings.concurrency * RENDER_AHEAD).max(MIN_UNDER_WAY).min(limit)));
         let mut claimed = 0;
-        while !stop.is_cancelled() {
-            let batch = self.store.claim_due_deliveries(self.settings.claim_limit(), self.settings.lease).await?;
+        loop {
+            let first = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                _ = stop.cancelled() => break,
+            };
+            let room = (slots.available_permits() + 1).min(limit);
+            let batch =
+                self.store.claim_due_deliveries(room as u32, self.settings.lease, self.settings.max_attempts).await?;
             if batch.is_empty() {
                 break;
             }
             claimed += batch.len();
+            let mut first = Some(first);
             for delivery in batch {
-                let slot = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
-                let (worker, outcomes) = (self.clone(), outcomes.clone());
+                let slot = match first.take() {
+                    Some(slot) => slot,
+                    None => slots.clone().acquire_owned().await.expect("the semaphore is never closed"),
+                };
+                let (worker, outcomes, stop) = (self.clone(), outcomes.clone(), stop.clone());
                 tokio::spawn(async move {
-                    let (delivery, disposition) = worker.process(delivery).await;
+                    let (delivery, disposition) = worker.process_guarded(delivery, &stop).await;
                     let _ = outcomes.send((delivery, disposition, slot));
                 });
             }
@@ -297,11 +493,34 @@ impl DeliveryWorker {
         Ok(claimed)
     }
 
+    /// `process`, with a panic failing that message alone: it is recorded
+    /// as failed, and its batch goes on.
+    async fn process_guarded(
+        &self,
+        delivery: ClaimedDelivery,
+        stop: &CancellationToken,
+    ) -> (ClaimedDelivery, Disposition) {
+        let copy = delivery.clone();
+        match AssertUnwindSafe(self.process(delivery, stop)).catch_unwind().await {
+            Ok(done) => done,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(id = %copy.id, panic = %what, "a delivery crashed the worker's task");
+                let error = format!("internal error while preparing this message: {what}");
+                (copy, Disposition::Final { status: FinalStatus::Failed, error, rejection: None })
+            }
+        }
+    }
+
     /// Renders and sends one delivery and says what became of it.
     #[tracing::instrument(name = "delivery", skip_all, fields(id = %delivery.id, kind = %delivery.kind_name, attempt = delivery.attempts))]
-    async fn process(&self, delivery: ClaimedDelivery) -> (ClaimedDelivery, Disposition) {
-        let edition = match (delivery.kind, delivery.edition_id) {
-            (Some(DeliveryKind::Digest), Some(id)) => match self.edition(id).await {
+    async fn process(&self, mut delivery: ClaimedDelivery, stop: &CancellationToken) -> (ClaimedDelivery, Disposition) {
+        let edition = match (&delivery.message, delivery.edition_id) {
+            (Ok(Message::Digest(_)), Some(id)) => match self.edition(id).await {
                 Ok(edition) => edition,
                 Err(error) => {
                     let disposition = self
@@ -311,58 +530,85 @@ impl DeliveryWorker {
             },
             _ => None,
         };
-        let disposition = match self.render(&delivery, edition.as_deref()) {
-            Rendered::Suppress(reason) => {
+        let email = match self.prepare(&delivery, edition.as_deref()) {
+            Prepared::Suppress(reason) => {
                 tracing::info!(%reason, "delivery suppressed");
-                Disposition::Final { status: FinalStatus::Suppressed, error: reason, bounce: false }
+                let disposition =
+                    Disposition::Final { status: FinalStatus::Suppressed, error: reason, rejection: None };
+                return (delivery, disposition);
             }
-            Rendered::Fail(reason) => {
+            Prepared::Fail(reason) => {
                 tracing::error!(%reason, "delivery cannot be rendered");
-                Disposition::Final { status: FinalStatus::Failed, error: reason, bounce: false }
+                let disposition = Disposition::Final { status: FinalStatus::Failed, error: reason, rejection: None };
+                return (delivery, disposition);
             }
-            Rendered::Email(message) => {
-                let file_stem = format!(
-                    "{}-{}-{}",
-                    Utc::now().format("%Y%m%dT%H%M%S%.6f"),
-                    delivery.kind_name,
-                    delivery.id.simple()
-                );
-                self.wait_for_rate_limits(&delivery.recipient).await;
-                if let Some(id) = delivery.edition_id
-                    && !self.edition_may_send(id).await
-                {
-                    // Put back, it waits for the resume, or is suppressed if
-                    // cancelled. The state is read afresh next time: after a
-                    // resume, a put-back delivery is due at once, and a stale
-                    // "paused" would keep sending it round.
-                    self.edition_states.lock().expect("not poisoned").remove(&id);
-                    return (delivery, Disposition::Deferred);
+            Prepared::Email(email) => email,
+        };
+        let file_stem =
+            format!("{}-{}-{}", Utc::now().format("%Y%m%dT%H%M%S%.6f"), delivery.kind_name, delivery.id.simple());
+        tokio::select! {
+            _ = self.wait_for_rate_limits(&delivery.recipient) => {}
+            _ = stop.cancelled() => return (delivery, Disposition::PutBack),
+        }
+        if let Some(id) = delivery.edition_id
+            && !self.edition_may_send(id).await
+        {
+            // Put back, it waits for the resume, or is suppressed if
+            // cancelled. The state is read afresh next time: after a
+            // resume, a put-back delivery is due at once, and a stale
+            // "paused" would keep sending it round.
+            self.edition_states.lock().expect("not poisoned").remove(&id);
+            return (delivery, Disposition::PutBack);
+        }
+        let lease = Arc::new(DeliveryLease::new(&self.store, &delivery, self.settings.lease));
+        let send = self.mailer.send(email, &file_stem, lease.clone());
+        tokio::pin!(send);
+        let sent = tokio::select! {
+            sent = &mut send => sent,
+            _ = stop.cancelled() => {
+                if lease.give_back() {
+                    return (delivery, Disposition::PutBack);
                 }
-                match self.mailer.send(message, &file_stem).await {
-                    Ok(()) => Disposition::Sent,
-                    Err(error) => self.after_send_error(&delivery, error),
-                }
+                // On the wire: it is finished, and recorded.
+                send.await
             }
+        };
+        delivery.lease_until = lease.until();
+        let disposition = match sent {
+            Ok(()) => Disposition::Sent,
+            Err(SendError::NotStarted) => match lease.state() {
+                GIVEN_BACK => Disposition::PutBack,
+                LOST => {
+                    tracing::warn!("a delivery's claim was lost before it was sent; it is another worker's now");
+                    Disposition::Lost
+                }
+                _ => self.after_send_error(
+                    &delivery,
+                    SendError::Transient("its lease could not be extended before the send".into()),
+                ),
+            },
+            Err(error) => self.after_send_error(&delivery, error),
         };
         (delivery, disposition)
     }
 
     fn after_send_error(&self, delivery: &ClaimedDelivery, error: SendError) -> Disposition {
         match error {
-            SendError::Permanent { reply, bounce } => {
-                tracing::warn!(%reply, bounce, "delivery rejected permanently");
-                Disposition::Final { status: FinalStatus::Failed, error: reply, bounce }
+            SendError::Rejected { reply, rejection } => {
+                tracing::warn!(%reply, ?rejection, "delivery rejected permanently");
+                Disposition::Final { status: FinalStatus::Failed, error: reply, rejection: Some(rejection) }
             }
             SendError::Transient(reply) if delivery.attempts >= self.settings.max_attempts => {
                 let reason = format!("gave up after {} attempts: {reply}", delivery.attempts);
                 tracing::warn!(%reason, "delivery failed");
-                Disposition::Final { status: FinalStatus::Failed, error: reason, bounce: false }
+                Disposition::Final { status: FinalStatus::Failed, error: reason, rejection: None }
             }
             SendError::Transient(reply) => {
                 let delay = retry_delay(self.settings.retry_base, delivery.attempts);
                 tracing::warn!(%reply, retry_in_secs = delay.as_secs_f64(), "delivery will be retried");
                 Disposition::Retry { error: reply, retry_at: crate::store::now() + delay }
             }
+            SendError::NotStarted => Disposition::PutBack,
         }
     }
 
@@ -380,7 +626,7 @@ impl DeliveryWorker {
     /// Whether edition `id` is still sending (not paused or cancelled), read
     /// at most once a second, so a pause reaches the sends already claimed.
     /// When the state cannot be read the send goes ahead, as it would have.
-    async fn edition_may_send(&self, id: uuid::Uuid) -> bool {
+    async fn edition_may_send(&self, id: Uuid) -> bool {
         if let Some((read_at, may_send)) = self.edition_states.lock().expect("not poisoned").get(&id)
             && read_at.elapsed() < EDITION_STATE_MAX_AGE
         {
@@ -404,7 +650,7 @@ impl DeliveryWorker {
     /// An edition's snapshot, read once and kept while its deliveries go out:
     /// the sends that start together wait for the one read (a failed read is
     /// tried again by the next send).
-    async fn edition(&self, id: uuid::Uuid) -> Result<Option<Arc<Edition>>, StoreError> {
+    async fn edition(&self, id: Uuid) -> Result<Option<Arc<EditionParts>>, StoreError> {
         let cell = {
             let mut cache = self.editions.lock().expect("not poisoned");
             if !cache.contains_key(&id) && cache.len() >= CACHED_EDITIONS {
@@ -414,111 +660,75 @@ impl DeliveryWorker {
         };
         let edition = cell.get_or_try_init(|| async {
             let content = self.store.edition_content(id).await?;
-            Ok(content.map(|content| Arc::new(Edition { digest: DigestEdition::new(&self.links, &content), content })))
+            Ok(content.map(|content| Arc::new(EditionParts::new(&self.links, content))))
         });
         edition.await.cloned()
     }
 
-    fn render(&self, delivery: &ClaimedDelivery, edition: Option<&Edition>) -> Rendered {
-        let Some(kind) = delivery.kind else {
-            return Rendered::Fail(format!("unknown kind of message '{}'", delivery.kind_name));
+    /// Whether the message should still go to its reader as they are now,
+    /// and if so, the message rendered.
+    fn prepare(&self, delivery: &ClaimedDelivery, edition: Option<&EditionParts>) -> Prepared {
+        let message = match &delivery.message {
+            Ok(message) => message,
+            Err(reason) => return Prepared::Fail(reason.clone()),
         };
-        let Some(subscriber) = &delivery.subscriber else {
-            return Rendered::Suppress("the subscriber was erased".into());
+        let subscriber = match &delivery.reader {
+            ClaimedReader::Found(subscriber) => subscriber,
+            ClaimedReader::Erased => return Prepared::Suppress("the subscriber was erased".into()),
+            ClaimedReader::Unreadable(reason) => return Prepared::Fail(reason.clone()),
         };
-        let composed = match kind {
-            DeliveryKind::Confirmation => {
+        if let Some(reason) = self.suppression(message, subscriber) {
+            return Prepared::Suppress(reason);
+        }
+        let renderer =
+            Renderer { links: &self.links, tokens: &self.tokens, confirmation_ttl: self.settings.confirmation_ttl };
+        let reader = Reader {
+            id: subscriber.id,
+            name: &subscriber.name,
+            token_nonce: &subscriber.token_nonce,
+            watchlist: &subscriber.watchlist,
+        };
+        let rendering = Rendering::Send { to: &subscriber.email, message_id: self.links.message_id(delivery.id) };
+        match renderer.render(message, reader, edition, rendering) {
+            Ok(Rendered::Email(email)) => Prepared::Email(email),
+            Ok(Rendered::Preview(_)) => Prepared::Fail("a message rendered for sending came out as a preview".into()),
+            Err(RenderError::NothingToSay(reason)) => Prepared::Suppress(reason),
+            Err(RenderError::Failed(reason)) => Prepared::Fail(reason),
+        }
+    }
+
+    /// Why `message` should no longer go to `subscriber`, who may have
+    /// changed their mind since it was queued.
+    fn suppression(&self, message: &Message, subscriber: &crate::domain::Subscriber) -> Option<String> {
+        let no_longer = || format!("subscriber is {} now", subscriber.status.as_str());
+        match message {
+            Message::Confirmation(request) => {
                 if subscriber.status != SubscriberStatus::Pending {
-                    return Rendered::Suppress(format!("subscriber is {} now", subscriber.status.as_str()));
+                    return Some(no_longer());
                 }
-                let Some(issued_at) =
-                    delivery.payload["issued_at"].as_i64().and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-                else {
-                    return Rendered::Fail("confirmation payload has no issued_at".into());
+                let renderer = Renderer {
+                    links: &self.links,
+                    tokens: &self.tokens,
+                    confirmation_ttl: self.settings.confirmation_ttl,
                 };
-                let expires_at = issued_at + self.settings.confirmation_ttl;
-                if expires_at <= Utc::now() {
-                    return Rendered::Suppress("the confirmation link expired before it could be sent".into());
-                }
-                let token = self.tokens.confirmation_token(subscriber.id, issued_at);
-                confirmation_email(
-                    &self.links,
-                    &subscriber.email,
-                    self.links.message_id(delivery.id),
-                    &subscriber.name,
-                    &token,
-                    expires_at,
-                )
+                (renderer.confirmation_expiry(request.issued_at) <= Utc::now())
+                    .then(|| "the confirmation link expired before it could be sent".into())
             }
-            DeliveryKind::Welcome => {
+            Message::Welcome(_) => (subscriber.status != SubscriberStatus::Confirmed).then(no_longer),
+            Message::Digest(_) => {
                 if subscriber.status != SubscriberStatus::Confirmed {
-                    return Rendered::Suppress(format!("subscriber is {} now", subscriber.status.as_str()));
+                    return Some(no_longer());
                 }
-                let token = self.tokens.manage_token(subscriber.id, &subscriber.token_nonce);
-                welcome_email(
-                    &self.links,
-                    &subscriber.email,
-                    self.links.message_id(delivery.id),
-                    &subscriber.name,
-                    &token,
-                    &subscriber.watchlist.to_string(),
-                )
+                (subscriber.digest_frequency == DigestFrequency::Never)
+                    .then(|| "the reader turned the digest off".into())
             }
-            DeliveryKind::Digest => {
-                if subscriber.status != SubscriberStatus::Confirmed {
-                    return Rendered::Suppress(format!("subscriber is {} now", subscriber.status.as_str()));
-                }
-                if subscriber.digest_frequency == DigestFrequency::Never {
-                    return Rendered::Suppress("the reader turned the digest off".into());
-                }
-                let Some(edition) = edition else {
-                    return Rendered::Fail("the digest's edition is gone".into());
-                };
-                let due = match ReaderDue::deserialize(&delivery.payload) {
-                    Ok(due) => due,
-                    Err(error) => return Rendered::Fail(format!("digest payload: {error}")),
-                };
-                let digest = compose(&edition.content, &due);
-                if digest.is_empty() {
-                    return Rendered::Suppress("nothing new for this reader".into());
-                }
-                let token = self.tokens.manage_token(subscriber.id, &subscriber.token_nonce);
-                digest_email(
-                    &self.links,
-                    &edition.digest,
-                    &subscriber.email,
-                    self.links.message_id(delivery.id),
-                    &subscriber.name,
-                    &token,
-                    &digest,
-                )
-            }
-            DeliveryKind::Alert => {
-                // The reader may have changed their mind since the alert was queued.
+            Message::Alert(alert) => {
                 if subscriber.status != SubscriberStatus::Confirmed || !subscriber.alerts_enabled {
-                    return Rendered::Suppress("the reader no longer takes alerts".into());
+                    return Some("the reader no longer takes alerts".into());
                 }
-                let alert = match AlertPayload::deserialize(&delivery.payload) {
-                    Ok(alert) => alert,
-                    Err(error) => return Rendered::Fail(format!("alert payload: {error}")),
-                };
-                if !subscriber.watchlist.tickers().iter().any(|t| t.as_str() == alert.symbol) {
-                    return Rendered::Suppress(format!("{} is no longer on the watchlist", alert.symbol));
-                }
-                let token = self.tokens.manage_token(subscriber.id, &subscriber.token_nonce);
-                alert_email(
-                    &self.links,
-                    &subscriber.email,
-                    self.links.message_id(delivery.id),
-                    &subscriber.name,
-                    &token,
-                    &alert,
-                )
+                (!subscriber.watchlist.tickers().iter().any(|t| t.as_str() == alert.symbol))
+                    .then(|| format!("{} is no longer on the watchlist", alert.symbol))
             }
-        };
-        match composed {
-            Ok(email) => Rendered::Email(email),
-            Err(reason) => Rendered::Fail(reason),
         }
     }
 }
@@ -527,30 +737,52 @@ impl DeliveryWorker {
 struct Tally {
     sent: usize,
     retry: usize,
-    deferred: usize,
+    put_back: usize,
     failed: usize,
     suppressed: usize,
+    lost: usize,
 }
 
 impl Tally {
     fn total(&self) -> usize {
-        self.sent + self.retry + self.deferred + self.failed + self.suppressed
+        self.sent + self.retry + self.put_back + self.failed + self.suppressed + self.lost
     }
 
     fn count(&mut self, disposition: &Disposition) {
         match disposition {
             Disposition::Sent => self.sent += 1,
             Disposition::Retry { .. } => self.retry += 1,
-            Disposition::Deferred => self.deferred += 1,
+            Disposition::PutBack => self.put_back += 1,
             Disposition::Final { status: FinalStatus::Failed, .. } => self.failed += 1,
             Disposition::Final { status: FinalStatus::Suppressed, .. } => self.suppressed += 1,
+            Disposition::Lost => self.lost += 1,
+        }
+    }
+}
+
+/// Runs a recording statement until it succeeds, or until trying again
+/// would go past `lease_until`.
+async fn retrying<T, F, Fut>(lease_until: Instant, mut record: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut delay = RECORD_RETRY_DELAY;
+    loop {
+        match record().await {
+            Ok(done) => return Ok(done),
+            Err(error) if Instant::now() + delay < lease_until => {
+                tracing::warn!(%error, retry_in_ms = delay.as_millis(), "could not record a delivery's outcome; trying again");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RECORD_RETRY_DELAY);
+            }
+            Err(error) => return Err(error),
         }
     }
 }
 
 /// Logs a recording that did not take: the rows' lease ran out and another
-/// worker took them over, or the database failed (they are retried after
-/// their lease).
+/// worker took them over, or the database kept failing until the lease ran out.
 fn report_recorded(recorded: Result<u64, StoreError>, expected: usize) {
     match recorded {
         Ok(count) if count < expected as u64 => tracing::warn!(
@@ -588,6 +820,7 @@ mod tests {
             confirmation_ttl: Duration::from_secs(3600),
             rate,
             rate_per_domain,
+            list_protection: ListProtection { failure_percent: 5.0, min_attempts: 200, refusals_in_a_row: 10 },
         };
         assert_eq!(settings(0, 0).claim_limit(), 200);
         assert_eq!(settings(1, 0).claim_limit(), 150);

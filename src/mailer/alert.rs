@@ -3,14 +3,14 @@
 use super::Email;
 
 use super::messages::{EmailContent, EmailLinks, render, two_part_templates};
-use crate::jobs::alerts::AlertPayload;
+use crate::domain::PriceAlert;
 
 /// What both parts of an alert show.
 struct AlertView<'a> {
     site_name: &'a str,
     name: &'a str,
     headline: &'a str,
-    alert: &'a AlertPayload,
+    alert: &'a PriceAlert,
     price: String,
     previous_close: String,
     change_percent: String,
@@ -28,7 +28,7 @@ pub fn alert_email(
     message_id: String,
     name: &str,
     manage_token: &str,
-    alert: &AlertPayload,
+    alert: &PriceAlert,
 ) -> Result<Email, String> {
     alert_content(links, name, manage_token, alert)?.into_message(links, to, message_id)
 }
@@ -37,7 +37,7 @@ pub fn alert_content(
     links: &EmailLinks,
     name: &str,
     manage_token: &str,
-    alert: &AlertPayload,
+    alert: &PriceAlert,
 ) -> Result<EmailContent, String> {
     let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
     let headline = format!("{} is {} {:.1}% today", alert.symbol, alert.direction, alert.change_percent.abs());

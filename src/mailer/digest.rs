@@ -331,7 +331,8 @@ fn move_row(links: &EmailLinks, price_move: &PriceMove) -> MoveRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::digest::{ReaderDue, compose};
+    use crate::domain::DigestDue;
+    use crate::jobs::digest::compose;
     use crate::store::StoredQuote;
 
     fn links() -> EmailLinks {
@@ -397,7 +398,7 @@ mod tests {
         let since = content.created_at - chrono::Duration::days(1);
         for name in ["Reader", "Zoë \u{1} Marks", ""] {
             for watchlist in ["NOK", "MSFT"] {
-                let due = ReaderDue {
+                let due = DigestDue {
                     since,
                     confirmed_at: since,
                     watchlist: crate::domain::Watchlist::parse_text(watchlist).unwrap(),

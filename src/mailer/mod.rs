@@ -11,6 +11,9 @@ mod wire;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 pub use alert::{alert_content, alert_email};
 pub use digest::{DigestEdition, digest_content, digest_email};
@@ -26,13 +29,57 @@ use smtp::SmtpPool;
 /// Why a message was not sent, and so what to do with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Try again later: the server is unreachable, busy (4xx) or refused our login.
+    /// Try again later: the server is unreachable, busy (4xx), full, or
+    /// refused our login.
     #[error("{0}")]
     Transient(String),
-    /// Never retry. `bounce` when the server rejected the recipient's address.
+    /// The server refused this message for good; `rejection` says whose fault.
     #[error("{reply}")]
-    Permanent { reply: String, bounce: bool },
+    Rejected { reply: String, rejection: Rejection },
+    /// Nothing was sent: the message's gate stayed shut (its claim was lost
+    /// or given back) when a session came to send it.
+    #[error("not sent: the message may no longer go out from here")]
+    NotStarted,
 }
+
+/// What a permanent refusal is about (RFC 3463 enhanced status codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The mailbox does not exist (x.1.1, x.1.2, x.1.3, x.1.6, x.1.10): the reader's address is dead.
+    MailboxUnknown,
+    /// Policy, relaying, authentication or spam (x.7.x, 554): about us or the
+    /// server's rules, not the reader's address.
+    Policy,
+    /// Anything else about this message (its size, its syntax).
+    Message,
+}
+
+/// Decides, right before a message goes on the wire, whether it still may.
+pub trait SendGate: Send + Sync {
+    /// Whether the message may be sent now, sending it taking up to
+    /// `longest` from now. It may first extend what it holds (a lease) to
+    /// cover that; once it said yes, the message counts as on the wire.
+    fn open(&self, longest: Duration) -> BoxFuture<'_, bool>;
+    /// The same, but without waiting: false where `open` would have to
+    /// extend anything first.
+    fn open_now(&self, longest: Duration) -> bool;
+}
+
+/// The gate of a message that answers to nobody: a test send.
+pub struct AlwaysOpen;
+
+impl SendGate for AlwaysOpen {
+    fn open(&self, _: Duration) -> BoxFuture<'_, bool> {
+        Box::pin(std::future::ready(true))
+    }
+
+    fn open_now(&self, _: Duration) -> bool {
+        true
+    }
+}
+
+/// The longest writing an `.eml` file may take, for its gate.
+const OUTBOX_WRITE_TIME: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub enum Mailer {
@@ -59,10 +106,21 @@ impl Mailer {
         }
     }
 
-    /// Sends one message. `file_stem` names the `.eml` file in outbox mode.
-    pub async fn send(&self, email: Email, file_stem: &str) -> Result<(), SendError> {
+    /// The longest one message's send can take once its gate opened (an
+    /// SMTP message can be committed to during the send before its own).
+    pub fn longest_send(&self) -> Duration {
         match self {
-            Mailer::Smtp(pool) => pool.send(email).await,
+            Mailer::Smtp(pool) => pool.longest_send(),
+            Mailer::Outbox(_) => OUTBOX_WRITE_TIME,
+        }
+    }
+
+    /// Sends one message once `gate` lets it. `file_stem` names the `.eml`
+    /// file in outbox mode.
+    pub async fn send(&self, email: Email, file_stem: &str, gate: Arc<dyn SendGate>) -> Result<(), SendError> {
+        match self {
+            Mailer::Smtp(pool) => pool.send(email, gate).await,
+            Mailer::Outbox(_) if !gate.open(OUTBOX_WRITE_TIME).await => Err(SendError::NotStarted),
             Mailer::Outbox(dir) => {
                 // Write then rename, so a reader of the folder never sees half a message.
                 let partial = dir.join(format!(".{file_stem}.eml.partial"));

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{DeliveryKind, Store, StoreResult, StoredQuote, in_transaction, now, on_reader};
+use super::deliveries::queue_message;
+use super::{Store, StoreResult, StoredQuote, in_transaction, now, on_reader};
+use crate::domain::{Message, PriceAlert};
 
 /// A confirmed reader with alerts on and a watchlist.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -16,7 +18,7 @@ pub struct AlertWatcher {
     pub alert_threshold_pct: f64,
 }
 
-/// One alert to queue: the state key, the tier reached, and the message's payload.
+/// One alert to queue: the state key, the tier reached, and what the email says.
 #[derive(Debug, Clone)]
 pub struct DueAlert {
     pub subscriber_id: Uuid,
@@ -25,7 +27,7 @@ pub struct DueAlert {
     pub trading_day: String,
     pub direction: &'static str,
     pub tier: i64,
-    pub payload: serde_json::Value,
+    pub alert: PriceAlert,
 }
 
 /// Records a tier for a reader, symbol, trading day and direction unless a
@@ -120,20 +122,8 @@ impl Store {
                     .await?
                     .rows_affected();
                 if raised == 1 && send {
-                    let id = Uuid::new_v4();
-                    sqlx::query(
-                        "INSERT INTO deliveries (id, kind, subscriber_id, recipient, payload, status, attempts, \
-                             next_attempt_at, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $6)",
-                    )
-                    .bind(id)
-                    .bind(DeliveryKind::Alert.as_str())
-                    .bind(alert.subscriber_id)
-                    .bind(&alert.recipient)
-                    .bind(alert.payload.to_string())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    let message = Message::Alert(alert.alert.clone());
+                    let id = queue_message!(&mut *tx, alert.subscriber_id, &alert.recipient, &message, now);
                     queued.push(id);
                 }
             }

@@ -25,6 +25,8 @@ pub struct EditionSummary {
     pub recipients: i64,
     /// `sending`, `paused` or `cancelled`.
     pub state: String,
+    /// Why it is paused: by an admin, or by itself when too much of it failed.
+    pub state_reason: Option<String>,
     pub progress: DeliveryProgress,
 }
 
@@ -66,6 +68,7 @@ struct EditionRow {
     created_at: DateTime<Utc>,
     recipients: i64,
     state: String,
+    state_reason: Option<String>,
     settled_sent: Option<i64>,
     settled_failed: Option<i64>,
     settled_suppressed: Option<i64>,
@@ -74,7 +77,8 @@ struct EditionRow {
 macro_rules! select_editions {
     ($rest:literal) => {
         concat!(
-            "SELECT id, kind, slot, created_at, recipients, state, settled_sent, settled_failed, settled_suppressed \
+            "SELECT id, kind, slot, created_at, recipients, state, state_reason, settled_sent, settled_failed, \
+                 settled_suppressed \
              FROM editions ",
             $rest
         )
@@ -170,6 +174,7 @@ impl Store {
             created_at: row.created_at,
             recipients: row.recipients,
             state: row.state,
+            state_reason: row.state_reason,
         })
     }
 

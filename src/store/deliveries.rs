@@ -1,63 +1,61 @@
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::subscribers::{SubscriberRow, into_subscribers, subscriber_columns};
-use super::{Store, StoreError, StoreResult, in_transaction, now, on_reader, on_writer};
-use crate::domain::Subscriber;
+use super::subscribers::{SubscriberRow, subscriber_columns};
+use super::{Store, StoreResult, in_transaction, now, on_reader, on_writer};
+use crate::domain::{Message, Subscriber};
 
-/// What kind of message a delivery becomes; the worker renders each kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeliveryKind {
-    Confirmation,
-    Welcome,
-    Digest,
-    Alert,
+/// Moves the "last digest" of the readers whose digest deliveries of claim
+/// $1 were just marked sent to their edition's stories; the caller appends
+/// the id list condition (on `d.id`, as $2).
+macro_rules! advance_last_digest {
+    () => {
+        "UPDATE subscribers SET last_digest_at = e.stories_until \
+         FROM deliveries d JOIN editions e ON e.id = d.edition_id \
+         WHERE d.subscriber_id = subscribers.id AND d.claim_id = $1 AND d.status = 'sent' AND d.kind = 'digest' \
+           AND (subscribers.last_digest_at IS NULL OR subscribers.last_digest_at < e.stories_until)"
+    };
 }
 
-impl DeliveryKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Confirmation => "confirmation",
-            Self::Welcome => "welcome",
-            Self::Digest => "digest",
-            Self::Alert => "alert",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "confirmation" => Some(Self::Confirmation),
-            "welcome" => Some(Self::Welcome),
-            "digest" => Some(Self::Digest),
-            "alert" => Some(Self::Alert),
-            _ => None,
-        }
-    }
-}
-
-/// Queues one delivery inside a transaction: `insert_delivery!(executor,
-/// kind, subscriber_id, recipient, payload, now)`.
-macro_rules! insert_delivery {
-    ($executor:expr, $kind:expr, $subscriber_id:expr, $recipient:expr, $payload:expr, $now:expr) => {
+/// Queues one message inside a transaction and evaluates to its delivery's
+/// id: `queue_message!(executor, subscriber_id, recipient, &message, now)`.
+/// Every message but a digest edition's (queued set-based, see
+/// `editions.rs`) goes into the outbox through here.
+macro_rules! queue_message {
+    ($executor:expr, $subscriber_id:expr, $recipient:expr, $message:expr, $now:expr) => {{
+        let id = uuid::Uuid::new_v4();
+        let message: &$crate::domain::Message = $message;
         sqlx::query(
             "INSERT INTO deliveries (id, kind, subscriber_id, recipient, payload, status, attempts, \
                  next_attempt_at, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $6)",
         )
-        .bind(uuid::Uuid::new_v4())
-        .bind($kind.as_str())
+        .bind(id)
+        .bind(message.kind().as_str())
         .bind($subscriber_id)
         .bind($recipient)
-        .bind($payload.to_string())
+        .bind(message.payload_json())
         .bind($now)
         .execute($executor)
-        .await?
-    };
+        .await?;
+        id
+    }};
 }
-pub(super) use insert_delivery;
+pub(super) use queue_message;
+
+/// The reader a claimed delivery is for, as read with the claim.
+#[derive(Debug, Clone)]
+pub enum ClaimedReader {
+    Found(Arc<Subscriber>),
+    /// Erased (GDPR) since the message was queued.
+    Erased,
+    /// Their row could not be read: that message fails, not its batch.
+    Unreadable(String),
+}
 
 /// A delivery this worker has leased: nobody else sends it until the lease
 /// ends, and only this claim may mark it.
@@ -65,17 +63,19 @@ pub(super) use insert_delivery;
 pub struct ClaimedDelivery {
     pub id: Uuid,
     pub claim_id: Uuid,
-    /// `None` for a kind this version does not know (written by a newer one).
-    pub kind: Option<DeliveryKind>,
+    /// The kind as stored, for logs (also one this version does not know).
     pub kind_name: String,
+    /// What to send; an error when the stored message cannot be read.
+    pub message: Result<Message, String>,
     pub recipient: String,
-    pub payload: serde_json::Value,
     /// Including this one.
     pub attempts: u32,
-    /// `None` when the subscriber has been erased.
-    pub subscriber: Option<Subscriber>,
+    /// Several deliveries of one claim may share a reader.
+    pub reader: ClaimedReader,
     /// The digest edition it belongs to.
     pub edition_id: Option<Uuid>,
+    /// When the lease ends, by this process's clock.
+    pub lease_until: Instant,
 }
 
 #[derive(sqlx::FromRow)]
@@ -112,19 +112,39 @@ const CLAIM_POSTGRES: &str = "UPDATE deliveries \
          ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
      RETURNING id, kind, subscriber_id, recipient, payload, attempts, edition_id";
 
+/// Deliveries whose lease ran out with every attempt used: each attempt
+/// ended without an outcome (its worker died, or the message crashed it),
+/// so it is not tried again.
+const GIVE_UP_EXHAUSTED: &str = "UPDATE deliveries SET status = 'failed', updated_at = $1, \
+         last_error = 'gave up after ' || attempts || ' attempts: ' || COALESCE(last_error, 'none of them ended with an outcome') \
+     WHERE status = 'sending' AND next_attempt_at <= $1 AND attempts >= $2";
+
 impl Store {
     /// Leases up to `limit` due deliveries for `lease`: queued ones whose time
-    /// has come, and ones whose earlier lease ran out (their worker died).
-    pub async fn claim_due_deliveries(&self, limit: u32, lease: Duration) -> StoreResult<Vec<ClaimedDelivery>> {
+    /// has come, and ones whose earlier lease ran out (their worker died),
+    /// unless those have used all `max_attempts`, which fail instead.
+    pub async fn claim_due_deliveries(
+        &self,
+        limit: u32,
+        lease: Duration,
+        max_attempts: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let started = Instant::now();
         let now = now();
         let claim_id = Uuid::new_v4();
-        let lease_end = now + lease;
         let claim = match self {
             Store::Sqlite { .. } => CLAIM_SQLITE,
             Store::Postgres(_) => CLAIM_POSTGRES,
         };
         let rows: Vec<ClaimedRow> = on_writer!(self, |pool| {
-            sqlx::query_as(claim).bind(claim_id).bind(lease_end).bind(now).bind(i64::from(limit)).fetch_all(pool).await
+            sqlx::query(GIVE_UP_EXHAUSTED).bind(now).bind(i64::from(max_attempts)).execute(pool).await?;
+            sqlx::query_as(claim)
+                .bind(claim_id)
+                .bind(now + lease)
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
         })?;
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -139,36 +159,67 @@ impl Store {
             .fetch_all(pool)
             .await
         })?;
-        let mut subscribers: HashMap<Uuid, Subscriber> =
-            into_subscribers(subscribers)?.into_iter().map(|s| (s.id, s)).collect();
-        rows.into_iter()
+        let readers: HashMap<Uuid, ClaimedReader> = subscribers
+            .into_iter()
             .map(|row| {
-                Ok(ClaimedDelivery {
-                    id: row.id,
-                    claim_id,
-                    kind: DeliveryKind::parse(&row.kind),
-                    kind_name: row.kind,
-                    recipient: row.recipient,
-                    payload: serde_json::from_str(&row.payload)
-                        .map_err(|e| StoreError::Corrupt(format!("delivery {} payload: {e}", row.id)))?,
-                    attempts: u32::try_from(row.attempts).unwrap_or(0),
-                    subscriber: row.subscriber_id.and_then(|id| subscribers.remove(&id)),
-                    edition_id: row.edition_id,
-                })
+                let id = row.id();
+                let reader = match Subscriber::try_from(row) {
+                    Ok(subscriber) => ClaimedReader::Found(Arc::new(subscriber)),
+                    Err(error) => ClaimedReader::Unreadable(error.to_string()),
+                };
+                (id, reader)
             })
-            .collect()
+            .collect();
+        Ok(rows
+            .into_iter()
+            .map(|row| ClaimedDelivery {
+                id: row.id,
+                claim_id,
+                message: Message::from_stored(&row.kind, &row.payload),
+                kind_name: row.kind,
+                recipient: row.recipient,
+                attempts: u32::try_from(row.attempts).unwrap_or(0),
+                reader: row.subscriber_id.and_then(|id| readers.get(&id).cloned()).unwrap_or(ClaimedReader::Erased),
+                edition_id: row.edition_id,
+                lease_until: started + lease,
+            })
+            .collect())
+    }
+
+    /// Extends a claimed delivery's lease by `lease` from now, right before
+    /// it is sent. False when the claim was lost: its lease ran out and
+    /// another worker took it over, or a pause or cancel took it back.
+    pub async fn renew_delivery_lease(&self, delivery_id: Uuid, claim_id: Uuid, lease: Duration) -> StoreResult<bool> {
+        let now = now();
+        let renewed = on_writer!(self, |pool| {
+            sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = $3, updated_at = $4 \
+                 WHERE id = $1 AND claim_id = $2 AND status = 'sending'",
+            )
+            .bind(delivery_id)
+            .bind(claim_id)
+            .bind(now + lease)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(renewed == 1)
     }
 
     /// Marks deliveries of one claim sent, with the Message-ID the worker gave
-    /// them (`<delivery id@domain>`). Rows whose claim was lost (their lease
-    /// ran out and another worker took them over) are left alone. Returns how
-    /// many were marked.
+    /// them (`<delivery id@domain>`), and moves each digest reader's "last
+    /// digest" to their edition's stories: a reader's stories count as had
+    /// only once their digest went out. Rows whose claim was lost (another
+    /// worker took them over) are left alone. Returns how many were marked.
     pub async fn mark_deliveries_sent(&self, claim_id: Uuid, ids: &[Uuid], message_domain: &str) -> StoreResult<u64> {
         let now = now();
         let marked = match self {
             Store::Sqlite { writer, .. } => {
                 let ids: Vec<String> = ids.iter().map(|id| id.simple().to_string()).collect();
-                sqlx::query(
+                let ids = serde_json::to_string(&ids).unwrap_or_default();
+                let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+                let marked = sqlx::query(
                     "UPDATE deliveries SET status = 'sent', sent_at = $2, updated_at = $2, last_error = NULL, \
                          message_id = '<' || lower(hex(id)) || '@' || $3 || '>' \
                      WHERE claim_id = $1 AND status = 'sending' \
@@ -177,23 +228,40 @@ impl Store {
                 .bind(claim_id)
                 .bind(now)
                 .bind(message_domain)
-                .bind(serde_json::to_string(&ids).unwrap_or_default())
-                .execute(writer)
+                .bind(&ids)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+                sqlx::query(concat!(advance_last_digest!(), " AND d.id IN (SELECT unhex(value) FROM json_each($2))"))
+                    .bind(claim_id)
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                marked
             }
-            Store::Postgres(pool) => sqlx::query(
-                "UPDATE deliveries SET status = 'sent', sent_at = $2, updated_at = $2, last_error = NULL, \
-                     message_id = '<' || replace(id::text, '-', '') || '@' || $3 || '>' \
-                 WHERE claim_id = $1 AND status = 'sending' AND id = ANY($4)",
-            )
-            .bind(claim_id)
-            .bind(now)
-            .bind(message_domain)
-            .bind(ids)
-            .execute(pool)
-            .await?
-            .rows_affected(),
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let marked = sqlx::query(
+                    "UPDATE deliveries SET status = 'sent', sent_at = $2, updated_at = $2, last_error = NULL, \
+                         message_id = '<' || replace(id::text, '-', '') || '@' || $3 || '>' \
+                     WHERE claim_id = $1 AND status = 'sending' AND id = ANY($4)",
+                )
+                .bind(claim_id)
+                .bind(now)
+                .bind(message_domain)
+                .bind(ids)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query(concat!(advance_last_digest!(), " AND d.id = ANY($2)"))
+                    .bind(claim_id)
+                    .bind(ids)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                marked
+            }
         };
         Ok(marked)
     }
@@ -293,7 +361,7 @@ impl Store {
                 == 1;
             if changed
                 && bounce_subscriber
-                && let Some(subscriber) = &delivery.subscriber
+                && let ClaimedReader::Found(subscriber) = &delivery.reader
             {
                 sqlx::query(
                     "UPDATE subscribers SET status = 'bounced', updated_at = $2 \

@@ -39,6 +39,18 @@ pub struct DigestRun {
     pub send_empty: bool,
 }
 
+/// What asking for an edition did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EditionOutcome {
+    Created(EditionCreated),
+    /// That slot already has its edition.
+    SlotTaken,
+    /// An edition of this frequency is still going out; nothing was created.
+    UnderWay {
+        edition_id: Uuid,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EditionCreated {
     pub id: Uuid,
@@ -64,17 +76,31 @@ impl DeliveryProgress {
 }
 
 /// The readers a digest run goes to ($1 frequency, $2 send_empty, $3 stories
-/// until, $4 oldest story): confirmed, on this frequency, and with a story
-/// they have not had (stored after their last digest, published after they
-/// confirmed).
+/// until, $4 oldest story): confirmed, on this frequency, with a story they
+/// have not had (stored after their last digest sent, published after they
+/// confirmed), and no digest still on its way to them (it may yet carry
+/// those stories: they wait for the next run).
 macro_rules! digest_recipients {
     () => {
         " FROM subscribers s WHERE s.status = 'confirmed' AND s.digest_frequency = $1 \
           AND ($2 OR EXISTS (SELECT 1 FROM stories st WHERE NOT st.hidden \
               AND st.created_at > COALESCE(s.last_digest_at, s.confirmed_at) AND st.created_at <= $3 \
-              AND st.published_at >= s.confirmed_at AND st.published_at > $4))"
+              AND st.published_at >= s.confirmed_at AND st.published_at > $4)) \
+          AND NOT EXISTS (SELECT 1 FROM deliveries pending WHERE pending.subscriber_id = s.id \
+              AND pending.kind = 'digest' AND pending.status IN ('queued', 'sending'))"
     };
 }
+
+/// An edition of kind $1 created after $2 that still has deliveries to make
+/// and was not cancelled: only one per frequency goes out at a time.
+const EDITION_UNDER_WAY: &str = "SELECT e.id FROM editions e \
+     WHERE e.kind = $1 AND e.state <> 'cancelled' AND e.settled_sent IS NULL AND e.created_at > $2 \
+       AND EXISTS (SELECT 1 FROM deliveries d WHERE d.edition_id = e.id AND d.status IN ('queued', 'sending')) \
+     ORDER BY e.created_at DESC LIMIT 1";
+
+/// How far back `EDITION_UNDER_WAY` looks: an edition still going out after
+/// a week no longer holds the next one back.
+const UNDER_WAY_LOOKBACK_DAYS: i64 = 7;
 
 // Each delivery's payload keeps what its reader is due (stories stored after
 // `since`, published after `confirmed_at`) and their watchlist at this moment.
@@ -116,27 +142,47 @@ const SNAPSHOT_STORIES: &str = concat!(
 const SNAPSHOT_QUOTES: &str = "SELECT symbol, price, previous_close, currency, as_of, source FROM latest_quotes WHERE as_of >= $1 ORDER BY symbol";
 
 impl Store {
-    /// Creates the edition for `run.slot` and queues its deliveries, or
-    /// returns `None` when that slot already has its edition.
-    pub async fn create_digest_edition(&self, run: &DigestRun) -> StoreResult<Option<EditionCreated>> {
+    /// Creates the edition for `run.slot` and queues its deliveries, unless
+    /// that slot already has its edition or another edition of the same
+    /// frequency is still going out. Creations of one frequency run one at a
+    /// time (SQLite has one writer; PostgreSQL takes a lock per frequency),
+    /// so simultaneous run-nows, or a run-now and the schedule, make one.
+    pub async fn create_digest_edition(&self, run: &DigestRun) -> StoreResult<EditionOutcome> {
         let queue = match self {
             Store::Sqlite { .. } => QUEUE_SQLITE,
             Store::Postgres(_) => QUEUE_POSTGRES,
         };
-        let created = in_transaction!(self, |tx| {
-            let id: Option<Uuid> = sqlx::query_scalar(
-                "INSERT INTO editions (id, kind, slot, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (slot) DO NOTHING RETURNING id",
-            )
-            .bind(Uuid::new_v4())
-            .bind(run.frequency.as_str())
-            .bind(&run.slot)
-            .bind(run.now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            match id {
-                None => None,
-                Some(id) => {
+        let outcome = in_transaction!(self, |tx| {
+            if matches!(self, Store::Postgres(_)) {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(format!("tickermail:edition:{}", run.frequency.as_str()))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let under_way: Option<Uuid> = sqlx::query_scalar(EDITION_UNDER_WAY)
+                .bind(run.frequency.as_str())
+                .bind(run.now - chrono::Duration::days(UNDER_WAY_LOOKBACK_DAYS))
+                .fetch_optional(&mut *tx)
+                .await?;
+            let id: Option<Uuid> =
+                match under_way {
+                    Some(_) => None,
+                    None => sqlx::query_scalar(
+                        "INSERT INTO editions (id, kind, slot, created_at, stories_until) VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (slot) DO NOTHING RETURNING id",
+                    )
+                    .bind(Uuid::new_v4())
+                    .bind(run.frequency.as_str())
+                    .bind(&run.slot)
+                    .bind(run.now)
+                    .bind(run.stories_until)
+                    .fetch_optional(&mut *tx)
+                    .await?,
+                };
+            match (under_way, id) {
+                (Some(edition_id), _) => EditionOutcome::UnderWay { edition_id },
+                (None, None) => EditionOutcome::SlotTaken,
+                (None, Some(id)) => {
                     let stories: Vec<StoryRow> = sqlx::query_as(SNAPSHOT_STORIES)
                         .bind(run.stories_until)
                         .bind(run.oldest_story)
@@ -161,21 +207,13 @@ impl Store {
                         queue = queue.bind(delivery_id_prefix(run.now));
                     }
                     let recipients = queue.execute(&mut *tx).await?.rows_affected();
-                    sqlx::query(
-                        "UPDATE subscribers SET last_digest_at = $1 \
-                         WHERE id IN (SELECT subscriber_id FROM deliveries WHERE edition_id = $2)",
-                    )
-                    .bind(run.stories_until)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
                     sqlx::query("UPDATE editions SET content = $1, recipients = $2 WHERE id = $3")
                         .bind(serde_json::to_string(&content).map_err(|e| StoreError::Corrupt(e.to_string()))?)
                         .bind(i64::try_from(recipients).unwrap_or(i64::MAX))
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
-                    Some(EditionCreated {
+                    EditionOutcome::Created(EditionCreated {
                         id,
                         recipients,
                         stories: content.stories.len(),
@@ -184,7 +222,7 @@ impl Store {
                 }
             }
         });
-        Ok(created)
+        Ok(outcome)
     }
 
     /// What a run would do, without doing it: how many readers, and the stories it would snapshot.
@@ -212,6 +250,20 @@ impl Store {
             sqlx::query_scalar("SELECT id FROM editions WHERE slot = $1").bind(slot).fetch_optional(pool).await
         })?;
         Ok(found.is_some())
+    }
+
+    /// Its deliveries that ended sent and failed: how its recipients' servers take it.
+    pub async fn edition_outcomes(&self, id: Uuid) -> StoreResult<(i64, i64)> {
+        Ok(on_reader!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COALESCE(SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END), 0), \
+                     COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) \
+                 FROM deliveries WHERE edition_id = $1 AND status IN ('sent', 'failed')",
+            )
+            .bind(id)
+            .fetch_one(pool)
+            .await
+        })?)
     }
 
     /// `sending`, `paused` or `cancelled`; `None` when there is no such edition.
@@ -315,8 +367,22 @@ pub(super) fn paused_until() -> DateTime<Utc> {
 }
 
 impl Store {
-    /// Pauses, resumes or cancels edition `id`.
+    /// Pauses, resumes or cancels edition `id` for an admin.
     pub async fn control_edition(&self, id: Uuid, action: EditionAction) -> StoreResult<EditionControl> {
+        self.change_edition_state(id, action, "paused by an admin").await
+    }
+
+    /// Pauses edition `id` on the worker's own account, saying why.
+    pub async fn pause_edition(&self, id: Uuid, reason: &str) -> StoreResult<EditionControl> {
+        self.change_edition_state(id, EditionAction::Pause, reason).await
+    }
+
+    async fn change_edition_state(
+        &self,
+        id: Uuid,
+        action: EditionAction,
+        pause_reason: &str,
+    ) -> StoreResult<EditionControl> {
         let now = super::now();
         let (from, to): (&[&str], &'static str) = match action {
             EditionAction::Pause => (&["sending"], "paused"),
@@ -335,10 +401,12 @@ impl Store {
                 return Ok(EditionControl::NotNow(current));
             }
             // Guarded by the state read, so a resume racing a cancel cannot undo it.
-            let changed = sqlx::query("UPDATE editions SET state = $1 WHERE id = $2 AND state = $3")
+            let reason = (action == EditionAction::Pause).then_some(pause_reason);
+            let changed = sqlx::query("UPDATE editions SET state = $1, state_reason = $4 WHERE id = $2 AND state = $3")
                 .bind(to)
                 .bind(id)
                 .bind(&current)
+                .bind(reason)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

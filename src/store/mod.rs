@@ -8,6 +8,7 @@ mod alerts;
 mod dashboard;
 mod deliveries;
 mod editions;
+mod idempotency;
 mod quotes;
 mod secrets;
 mod seed;
@@ -15,7 +16,6 @@ mod signup_writer;
 mod stories;
 mod subscriber_admin;
 mod subscribers;
-mod test_sends;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,14 +27,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use alerts::{AlertTiers, AlertWatcher, DueAlert};
 pub use dashboard::{DayCounts, DeliveryFailure, EditionSummary};
-pub use deliveries::{ClaimedDelivery, DeliveryCount, DeliveryKind, FinalStatus};
-pub use editions::{DeliveryProgress, DigestRun, EditionAction, EditionContent, EditionControl, EditionCreated};
+pub use deliveries::{ClaimedDelivery, ClaimedReader, DeliveryCount, FinalStatus};
+pub use editions::{
+    DeliveryProgress, DigestRun, EditionAction, EditionContent, EditionControl, EditionCreated, EditionOutcome,
+};
+pub use idempotency::{IdempotencyKey, IdempotencyScope};
 pub use quotes::StoredQuote;
 pub use signup_writer::SignupWriter;
 pub use stories::{FeedState, NewStory, Story, StoryUpsert};
 pub use subscriber_admin::{DeliveryRecord, ImportedReader, SubscriberRecord, SubscriberSummary};
 pub use subscribers::{ConfirmOutcome, ConsentRecord, PreferencesUpdate, SignupOutcome, SignupRecord};
-pub use test_sends::TestSendKey;
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");

@@ -3,10 +3,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::deliveries::{DeliveryKind, insert_delivery};
+use super::deliveries::queue_message;
 use super::{Store, StoreError, StoreResult, in_transaction, now, on_reader, on_writer};
 use crate::domain::{
-    AlertThreshold, DigestFrequency, Subscriber, SubscriberEmail, SubscriberName, SubscriberStatus, Watchlist,
+    AlertThreshold, ConfirmationRequest, DigestFrequency, Message, Subscriber, SubscriberEmail, SubscriberName,
+    SubscriberStatus, Watchlist, Welcome,
 };
 use crate::tokens::new_nonce;
 
@@ -108,8 +109,10 @@ impl TryFrom<SubscriberRow> for Subscriber {
     }
 }
 
-pub(super) fn into_subscribers(rows: Vec<SubscriberRow>) -> StoreResult<Vec<Subscriber>> {
-    rows.into_iter().map(Subscriber::try_from).collect()
+impl SubscriberRow {
+    pub(super) fn id(&self) -> Uuid {
+        self.id
+    }
 }
 
 impl Store {
@@ -168,12 +171,11 @@ impl Store {
                     None => SignupOutcome::AlreadyConfirmed,
                     Some((subscriber_id, false)) => SignupOutcome::RecentlyAsked { subscriber_id },
                     Some((subscriber_id, true)) => {
-                        insert_delivery!(
+                        queue_message!(
                             &mut *tx,
-                            DeliveryKind::Confirmation,
                             Some(subscriber_id),
                             signup.email.as_str(),
-                            serde_json::json!({ "issued_at": now.timestamp() }),
+                            &Message::Confirmation(ConfirmationRequest { issued_at: now }),
                             now
                         );
                         SignupOutcome::ConfirmationQueued { subscriber_id }
@@ -202,12 +204,11 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(email) = &email {
-                insert_delivery!(
+                queue_message!(
                     &mut *tx,
-                    DeliveryKind::Confirmation,
                     Some(subscriber_id),
                     email,
-                    serde_json::json!({ "issued_at": now.timestamp() }),
+                    &Message::Confirmation(ConfirmationRequest { issued_at: now }),
                     now
                 );
             }
@@ -229,14 +230,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(email) = &confirmed {
-                insert_delivery!(
-                    &mut *tx,
-                    DeliveryKind::Welcome,
-                    Some(subscriber_id),
-                    email,
-                    serde_json::json!({}),
-                    now
-                );
+                queue_message!(&mut *tx, Some(subscriber_id), email, &Message::Welcome(Welcome {}), now);
                 ConfirmOutcome::Confirmed
             } else {
                 let status: Option<String> = sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1")

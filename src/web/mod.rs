@@ -39,6 +39,8 @@ pub struct AppState {
     pub signups: SignupWriter,
     /// Nudges the delivery worker when something was queued.
     pub worker_wakeup: Arc<Notify>,
+    /// Whether the delivery worker runs (it is started again if it dies).
+    pub worker_running: Arc<std::sync::atomic::AtomicBool>,
     pub test_sender: Arc<crate::jobs::test_send::TestSender>,
 }
 

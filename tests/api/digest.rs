@@ -8,7 +8,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::json;
 use tickermail::domain::DigestFrequency;
 use tickermail::jobs::digest::{DigestRules, digest_run};
-use tickermail::store::Store;
+use tickermail::store::{EditionOutcome, Store};
 
 use crate::cli::tickermail;
 use crate::helpers::{TEST_ADMIN_TOKEN, TEST_SECRET_KEY, TestApp, spawn_app};
@@ -130,11 +130,17 @@ async fn two_instances_firing_the_same_slot_make_exactly_one_edition() {
 
     let (first, second) =
         tokio::join!(app.store.create_digest_edition(&run), other_instance.create_digest_edition(&run));
-    let created: Vec<_> = [first.unwrap(), second.unwrap()].into_iter().flatten().collect();
+    let created: Vec<_> = [first.unwrap(), second.unwrap()]
+        .into_iter()
+        .filter_map(|outcome| match outcome {
+            EditionOutcome::Created(created) => Some(created),
+            _ => None,
+        })
+        .collect();
     assert_eq!(created.len(), 1, "one edition per slot");
     assert_eq!(created[0].recipients, 1);
     assert!(
-        app.store.create_digest_edition(&run).await.unwrap().is_none(),
+        !matches!(app.store.create_digest_edition(&run).await.unwrap(), EditionOutcome::Created(_)),
         "a restart in the same minute adds nothing"
     );
     app.smtp.wait_for_mails_to("reader@example.com", 3, Duration::from_secs(10)).await;

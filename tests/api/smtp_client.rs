@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tickermail::config::{MailTransportSettings, SmtpSecurity, SmtpSettings};
-use tickermail::mailer::{Email, EmailLinks, Mailer, SendError, confirmation_email};
+use tickermail::mailer::{AlwaysOpen, Email, EmailLinks, Mailer, Rejection, SendError, confirmation_email};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
@@ -122,6 +122,7 @@ impl ScriptedServer {
             security,
             username: login.map(|(username, _)| username.to_string()),
             password: login.map(|(_, password)| password.to_string().into()),
+            timeout: Duration::from_secs(5),
         };
         Mailer::new(&MailTransportSettings::Smtp(settings), 1).unwrap()
     }
@@ -145,7 +146,7 @@ fn email(to: &str) -> Email {
 
 /// Sends one message, failing the test rather than waiting on a stuck conversation.
 async fn send(mailer: &Mailer, to: &str) -> Result<(), SendError> {
-    tokio::time::timeout(Duration::from_secs(10), mailer.send(email(to), "unused"))
+    tokio::time::timeout(Duration::from_secs(10), mailer.send(email(to), "unused", std::sync::Arc::new(AlwaysOpen)))
         .await
         .expect("the conversation got stuck")
 }
@@ -213,7 +214,7 @@ async fn with_pipelining_a_queued_message_s_envelope_follows_the_content_before_
     let mailer = server.mailer();
     let (first, second) = tokio::join!(send(&mailer, "ann@example.com"), send(&mailer, "bob@example.com"));
     first.unwrap();
-    assert!(matches!(second, Err(SendError::Permanent { bounce: true, .. })), "{second:?}");
+    assert!(matches!(second, Err(SendError::Rejected { rejection: Rejection::MailboxUnknown, .. })), "{second:?}");
     let transcript = server.transcript();
     assert!(transcript.deviations.is_empty(), "{:?}", transcript.deviations);
     assert_eq!(transcript.messages.len(), 2);
@@ -266,12 +267,12 @@ async fn a_refused_recipient_bounces_a_busy_one_is_retried_and_the_session_goes_
     let mailer = server.mailer();
     let bounced = send(&mailer, "gone@example.com").await.unwrap_err();
     assert!(
-        matches!(&bounced, SendError::Permanent { bounce: true, reply } if reply.contains("550 5.1.1 no such user"))
+        matches!(&bounced, SendError::Rejected { rejection: Rejection::MailboxUnknown, reply } if reply.contains("550 5.1.1 no such user"))
     );
     let busy = send(&mailer, "busy@example.com").await.unwrap_err();
     assert!(matches!(&busy, SendError::Transient(reply) if reply.contains("451 4.2.0 mailbox busy")), "{busy:?}");
     let bounced = send(&mailer, "gone@example.com").await.unwrap_err();
-    assert!(matches!(bounced, SendError::Permanent { bounce: true, .. }));
+    assert!(matches!(bounced, SendError::Rejected { rejection: Rejection::MailboxUnknown, .. }));
     send(&mailer, "ann@example.com").await.unwrap();
     let transcript = server.transcript();
     assert!(transcript.deviations.is_empty(), "{:?}", transcript.deviations);
@@ -297,9 +298,12 @@ async fn refusals_at_the_end_of_data_are_retried_or_final_by_their_code() {
     let greylisted = send(&mailer, "ann@example.com").await.unwrap_err();
     assert!(matches!(&greylisted, SendError::Transient(reply) if reply.contains("greylisted")), "{greylisted:?}");
     let spam = send(&mailer, "ann@example.com").await.unwrap_err();
-    assert!(matches!(&spam, SendError::Permanent { bounce: false, reply } if reply.contains("554")), "{spam:?}");
+    assert!(
+        matches!(&spam, SendError::Rejected { rejection: Rejection::Policy, reply } if reply.contains("554")),
+        "{spam:?}"
+    );
     let unavailable = send(&mailer, "ann@example.com").await.unwrap_err();
-    assert!(matches!(unavailable, SendError::Permanent { bounce: true, .. }), "{unavailable:?}");
+    assert!(matches!(unavailable, SendError::Rejected { rejection: Rejection::MailboxUnknown, .. }), "{unavailable:?}");
     assert!(server.transcript().deviations.is_empty(), "{:?}", server.transcript().deviations);
 }
 

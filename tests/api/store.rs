@@ -34,14 +34,14 @@ async fn queue_confirmations(store: &Store, count: usize) {
 async fn a_claimed_delivery_is_not_claimed_again_until_its_lease_runs_out() {
     let store = fresh_store().await;
     queue_confirmations(&store, 1).await;
-    let first = store.claim_due_deliveries(10, Duration::from_secs(1)).await.unwrap();
+    let first = store.claim_due_deliveries(10, Duration::from_secs(1), 8).await.unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].attempts, 1);
-    assert!(store.claim_due_deliveries(10, Duration::from_secs(1)).await.unwrap().is_empty());
+    assert!(store.claim_due_deliveries(10, Duration::from_secs(1), 8).await.unwrap().is_empty());
 
     // The first worker "died" without marking it: after the lease it is due again.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let second = store.claim_due_deliveries(10, Duration::from_secs(60)).await.unwrap();
+    let second = store.claim_due_deliveries(10, Duration::from_secs(60), 8).await.unwrap();
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].id, first[0].id);
     assert_eq!(second[0].attempts, 2);
@@ -55,7 +55,7 @@ async fn a_claimed_delivery_is_not_claimed_again_until_its_lease_runs_out() {
 async fn concurrent_claims_never_hand_out_the_same_delivery_twice() {
     let store = fresh_store().await;
     queue_confirmations(&store, 60).await;
-    let claims = (0..4).map(|_| store.claim_due_deliveries(20, Duration::from_secs(60)));
+    let claims = (0..4).map(|_| store.claim_due_deliveries(20, Duration::from_secs(60), 8));
     let batches = futures_util::future::try_join_all(claims).await.unwrap();
     let ids: Vec<_> = batches.iter().flatten().map(|d| d.id).collect();
     let distinct: HashSet<_> = ids.iter().collect();

@@ -18,12 +18,9 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::rustls::pki_types::ServerName;
 
-use super::{Email, SendError};
+use super::{Email, Rejection, SendError, SendGate};
 use crate::config::{SmtpSecurity, SmtpSettings};
 use session::{Session, SmtpError, SmtpStream, Timeouts};
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-const TIMEOUTS: Timeouts = Timeouts { reply: Duration::from_secs(60), data: Duration::from_secs(180) };
 /// Servers drop idle sessions (often after 60 s or more); a session with
 /// nothing to send for this long is closed rather than kept.
 const MAX_IDLE: Duration = Duration::from_secs(30);
@@ -37,6 +34,8 @@ pub struct SmtpPool {
     credentials: Option<(String, SecretString)>,
     tls: TlsConnector,
     timeouts: Timeouts,
+    /// The most one message's transaction may take, a new session's opening included.
+    message_timeout: Duration,
     max_sessions: usize,
     queue: Mutex<Queue>,
     /// Wakes a session task waiting for a message.
@@ -46,6 +45,7 @@ pub struct SmtpPool {
 /// A message waiting for a session, and who waits for its outcome.
 struct Job {
     email: Email,
+    gate: Arc<dyn SendGate>,
     done: oneshot::Sender<Result<(), SendError>>,
 }
 
@@ -58,8 +58,11 @@ struct Queue {
 }
 
 impl SmtpPool {
+    /// Each wait on the server is limited by `settings.timeout`, and so is
+    /// each message's whole transaction.
     pub fn new(settings: &SmtpSettings, max_sessions: usize) -> Self {
-        Self::with_timeouts(settings, max_sessions, TIMEOUTS)
+        let timeouts = Timeouts { connect: settings.timeout, reply: settings.timeout, data: settings.timeout };
+        Self::with_timeouts(settings, max_sessions, timeouts)
     }
 
     fn with_timeouts(settings: &SmtpSettings, max_sessions: usize, timeouts: Timeouts) -> Self {
@@ -80,6 +83,7 @@ impl SmtpPool {
             credentials,
             tls: TlsConnector::from(Arc::new(tls_config)),
             timeouts,
+            message_timeout: settings.timeout,
             max_sessions: max_sessions.max(1),
             queue: Mutex::default(),
             queued: Notify::new(),
@@ -95,12 +99,18 @@ impl SmtpPool {
         format!("SMTP {}:{} ({security})", self.settings.host, self.settings.port)
     }
 
-    /// Sends one message over the next free session.
-    pub async fn send(self: &Arc<Self>, email: Email) -> Result<(), SendError> {
+    /// From a message's gate opening to its end: its own transaction, and
+    /// the one before it, during which its envelope may be pipelined.
+    pub fn longest_send(&self) -> Duration {
+        2 * self.message_timeout
+    }
+
+    /// Sends one message over the next free session, once its gate opens.
+    pub async fn send(self: &Arc<Self>, email: Email, gate: Arc<dyn SendGate>) -> Result<(), SendError> {
         let (done, outcome) = oneshot::channel();
         let start_session = {
             let mut queue = self.lock();
-            queue.jobs.push_back(Job { email, done });
+            queue.jobs.push_back(Job { email, gate, done });
             let start = queue.waiting == 0 && queue.sessions < self.max_sessions;
             queue.sessions += usize::from(start);
             start
@@ -118,6 +128,9 @@ impl SmtpPool {
     }
 
     /// A session task: sends queued messages until none comes for `MAX_IDLE`.
+    /// A message goes out only once its gate opened (a pipelined one's opened
+    /// before its envelope was written), and its transaction is cut off after
+    /// `message_timeout`, so it ends within `longest_send` of the opening.
     async fn serve(self: Arc<Self>) {
         let mut session = None;
         // A message whose envelope already went out on `session`.
@@ -126,11 +139,23 @@ impl SmtpPool {
             let (job, envelope_written) = match pipelined.take() {
                 Some(job) => (job, session.is_some()),
                 None => match self.next_job().await {
-                    Some(job) => (job, false),
+                    Some(job) if job.gate.open(self.longest_send()).await => (job, false),
+                    Some(job) => {
+                        let _ = job.done.send(Err(SendError::NotStarted));
+                        continue;
+                    }
                     None => return,
                 },
             };
-            let (outcome, next) = self.transact(&mut session, &job.email, envelope_written).await;
+            let transaction = self.transact(&mut session, &job.email, envelope_written);
+            let (outcome, next) = match tokio::time::timeout(self.message_timeout, transaction).await {
+                Ok(done) => done,
+                Err(_) => {
+                    session = None;
+                    let waited = self.message_timeout.as_secs_f64();
+                    (Err(SendError::Transient(format!("the SMTP transaction took over {waited} s; cut off"))), None)
+                }
+            };
             let _ = job.done.send(outcome);
             pipelined = next;
         }
@@ -213,7 +238,13 @@ impl SmtpPool {
             if !content_due {
                 return (Ok(()), None);
             }
-            let next = self.lock().jobs.pop_front();
+            // Only a message whose gate opens without waiting is pipelined;
+            // another is left for a session to open its gate first.
+            let next = {
+                let mut queue = self.lock();
+                let opens = queue.jobs.front().is_some_and(|job| job.gate.open_now(self.longest_send()));
+                if opens { queue.jobs.pop_front() } else { None }
+            };
             let next_envelope =
                 next.as_ref().map(|job| (job.email.envelope_from.as_str(), job.email.envelope_to.as_str()));
             let finished = session.finish(&email.data, next_envelope).await;
@@ -229,7 +260,7 @@ impl SmtpPool {
     async fn connect(&self) -> Result<Session, SendError> {
         let (host, port) = (self.settings.host.as_str(), self.settings.port);
         let unreachable = |reason: String| SendError::Transient(format!("cannot connect to {host}:{port}: {reason}"));
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
+        let tcp = tokio::time::timeout(self.timeouts.connect, TcpStream::connect((host, port)))
             .await
             .map_err(|_| unreachable("timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
@@ -258,22 +289,76 @@ impl SmtpPool {
     }
 }
 
-/// Sorts a failed transaction into retry or give up. Only replies that say
-/// the mailbox is bad (550–553, to RCPT TO or, from servers that check late,
-/// at the end of DATA) bounce the address; a 5xx about our login or our
-/// sender address is a set-up problem an admin will fix, so those messages
-/// wait and retry.
+/// Sorts a failed transaction into retry or give up, by the reply's
+/// enhanced status code (RFC 3463) where it has one. Only a mailbox that does
+/// not exist bounces the reader; a full mailbox (552, x.2.2) is retried
+/// (RFC 5321 §4.5.3.1.10); a refusal of our login or our sender address is a
+/// set-up problem an admin will fix, so those messages wait and retry; policy,
+/// relay and size refusals fail that message alone.
 fn classify(error: SmtpError) -> SendError {
     let reply_text = error.to_string();
-    match error {
-        SmtpError::Rejected { command, reply } => match (command, reply.code) {
-            (_, 530 | 534 | 535 | 538) | ("MAIL FROM", _) => SendError::Transient(reply_text),
-            (_, 550..=553) => SendError::Permanent { reply: reply_text, bounce: true },
-            (_, 500..=599) => SendError::Permanent { reply: reply_text, bounce: false },
-            _ => SendError::Transient(reply_text),
-        },
-        SmtpError::Broken(_) => SendError::Transient(reply_text),
+    let SmtpError::Rejected { command, reply } = error else {
+        return SendError::Transient(reply_text);
+    };
+    let rejected = |rejection| SendError::Rejected { reply: reply_text.clone(), rejection };
+    if reply.code < 500 || matches!(reply.code, 530 | 534 | 535 | 538) || command == "MAIL FROM" {
+        return SendError::Transient(reply_text);
     }
+    match enhanced_status(&reply) {
+        Some((5, 1, 1 | 2 | 3 | 6 | 10)) => rejected(Rejection::MailboxUnknown),
+        Some((_, 2, 2)) => SendError::Transient(reply_text),
+        Some((_, 7, _)) => rejected(Rejection::Policy),
+        Some((5, 3, 4) | (5, 2, 3)) => rejected(Rejection::Message),
+        Some((4, ..)) => SendError::Transient(reply_text),
+        Some(_) if reply.code == 552 => SendError::Transient(reply_text),
+        Some(_) => rejected(if reply.code == 554 { Rejection::Policy } else { Rejection::Message }),
+        None => match reply.code {
+            552 => SendError::Transient(reply_text),
+            550 | 551 | 553 if command == "RCPT TO" && says_mailbox_unknown(&reply.text()) => {
+                rejected(Rejection::MailboxUnknown)
+            }
+            554 => rejected(Rejection::Policy),
+            550 if says_policy(&reply.text()) => rejected(Rejection::Policy),
+            _ => rejected(Rejection::Message),
+        },
+    }
+}
+
+/// The enhanced status code (`class.subject.detail`) a reply starts with.
+fn enhanced_status(reply: &reply::Reply) -> Option<(u8, u16, u16)> {
+    let first = reply.lines.first()?.split_whitespace().next()?;
+    let mut parts = first.split('.');
+    let class = parts.next()?.parse::<u8>().ok().filter(|class| matches!(class, 2 | 4 | 5))?;
+    let subject = parts.next()?.parse().ok()?;
+    let detail = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((class, subject, detail))
+}
+
+/// For servers that send no enhanced code: the words of a "no such mailbox" reply.
+fn says_mailbox_unknown(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    [
+        "no such user",
+        "user unknown",
+        "unknown user",
+        "does not exist",
+        "mailbox not found",
+        "no mailbox",
+        "invalid recipient",
+        "recipient unknown",
+        "unknown recipient",
+        "address rejected",
+    ]
+    .iter()
+    .any(|words| text.contains(words))
+        && !says_policy(&text)
+}
+
+fn says_policy(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    ["relay", "spam", "policy", "blocked", "blacklist", "denied", "authentication"]
+        .iter()
+        .any(|words| text.contains(words))
 }
 
 #[cfg(test)]
@@ -286,17 +371,57 @@ mod tests {
         SmtpError::Rejected { command, reply: reply::Reply { code, lines: vec![line[4..].to_string()] } }
     }
 
+    fn outcome(command: &'static str, line: &str) -> Result<Option<Rejection>, String> {
+        match classify(rejected(command, line)) {
+            SendError::Transient(_) => Ok(None),
+            SendError::Rejected { rejection, .. } => Ok(Some(rejection)),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
     #[test]
-    fn a_refused_mailbox_bounces_the_address_and_a_refused_sender_is_retried() {
-        let bounced =
-            |command, line| matches!(classify(rejected(command, line)), SendError::Permanent { bounce: true, .. });
-        let retried = |command, line| matches!(classify(rejected(command, line)), SendError::Transient(_));
-        assert!(bounced("RCPT TO", "550 5.1.1 no such user"));
-        assert!(bounced("DATA", "550 5.1.1 mailbox unavailable"), "a server that checks recipients late");
-        assert!(!bounced("DATA", "554 5.7.1 message refused as spam"));
-        assert!(retried("MAIL FROM", "553 5.7.1 sender address rejected"), "our set-up, not the reader");
-        assert!(retried("AUTH", "535 5.7.8 bad credentials"));
-        assert!(retried("RCPT TO", "450 4.2.0 mailbox busy"));
+    fn only_a_mailbox_that_does_not_exist_bounces_the_reader() {
+        for line in [
+            "550 5.1.1 no such user",
+            "550 5.1.2 bad destination system",
+            "553 5.1.3 bad destination mailbox address syntax",
+            "551 5.1.6 mailbox has moved",
+            "550 5.1.10 recipient address has null MX",
+            "550 no such user here",
+        ] {
+            assert_eq!(outcome("RCPT TO", line), Ok(Some(Rejection::MailboxUnknown)), "{line}");
+        }
+        assert_eq!(outcome("DATA", "550 5.1.1 mailbox unavailable"), Ok(Some(Rejection::MailboxUnknown)), "late check");
+    }
+
+    #[test]
+    fn policy_relay_and_size_refusals_fail_the_message_without_bouncing_the_reader() {
+        for line in [
+            "550 5.7.1 Relaying denied",
+            "554 5.7.1 message refused as spam",
+            "550 5.7.26 unauthenticated mail is prohibited",
+            "554 transaction failed",
+            "550 relaying denied",
+        ] {
+            assert_eq!(outcome("RCPT TO", line), Ok(Some(Rejection::Policy)), "{line}");
+        }
+        assert_eq!(outcome("DATA", "552 5.3.4 message too big"), Ok(Some(Rejection::Message)));
+        assert_eq!(outcome("RCPT TO", "550 mailbox unavailable"), Ok(Some(Rejection::Message)), "says nothing sure");
+    }
+
+    #[test]
+    fn a_full_mailbox_a_busy_server_and_our_own_set_up_are_retried() {
+        for (command, line) in [
+            ("RCPT TO", "552 5.2.2 Mailbox full"),
+            ("RCPT TO", "552 Requested mail action aborted: exceeded storage allocation"),
+            ("RCPT TO", "550 5.2.2 over quota"),
+            ("RCPT TO", "450 4.2.0 mailbox busy"),
+            ("RCPT TO", "421 4.7.0 try again later"),
+            ("MAIL FROM", "553 5.7.1 sender address rejected"),
+            ("AUTH", "535 5.7.8 bad credentials"),
+        ] {
+            assert_eq!(outcome(command, line), Ok(None), "{line}");
+        }
     }
 
     /// A server that greets, then never answers again.
@@ -317,7 +442,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_that_stops_answering_times_out() {
-        let short = Timeouts { reply: Duration::from_millis(200), data: Duration::from_millis(200) };
+        let short = Duration::from_millis(200);
+        let short = Timeouts { connect: short, reply: short, data: short };
         for greeting in [&b""[..], b"220 mx.example\r\n"] {
             let settings = SmtpSettings {
                 host: "127.0.0.1".into(),
@@ -325,6 +451,7 @@ mod tests {
                 security: SmtpSecurity::None,
                 username: None,
                 password: None,
+                timeout: Duration::from_secs(1),
             };
             let pool = SmtpPool::with_timeouts(&settings, 1, short);
             let connecting = tokio::time::timeout(Duration::from_secs(5), pool.connect()).await.unwrap();

@@ -19,11 +19,13 @@ use super::reply::{MAX_LINE, Reply, ReplyLines};
 /// How long the server may take over each step.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
+    /// To accept our connection.
+    pub connect: Duration,
     /// To answer a command, and to greet us.
     pub reply: Duration,
-    /// To take a message's content and answer its end. Generous: a server
-    /// often checks the message before it answers, and giving up after it
-    /// accepted would send the message twice.
+    /// To take a message's content and answer its end. A server often checks
+    /// the message before it answers, and giving up after it accepted would
+    /// send the message twice: this should be generous.
     pub data: Duration,
 }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::pages::{html, not_found, notice_page, see_other, unavailable};
 use super::session::{AdminForm, AdminSession, NoFields};
 use crate::jobs::digest::{manual_run, on_demand_frequency};
-use crate::store::{EditionAction, EditionControl, EditionSummary, Story};
+use crate::store::{EditionAction, EditionControl, EditionOutcome, EditionSummary, Story};
 use crate::web::AppState;
 
 const LISTED: u32 = 30;
@@ -85,11 +85,22 @@ pub(super) async fn create_edition(form: AdminForm<RunInput>, state: web::Data<A
     let Some(frequency) = on_demand_frequency(&form.form.frequency) else { return no_such_digest(&state) };
     let run = manual_run(frequency, crate::store::now(), state.settings.digest_rules);
     match state.store.create_digest_edition(&run).await {
-        Ok(Some(created)) => {
+        Ok(EditionOutcome::Created(created)) => {
             state.worker_wakeup.notify_one();
             see_other(format!("/admin/editions/{}", created.id))
         }
-        Ok(None) => notice_page(&state, StatusCode::CONFLICT, "Already run", "That run was already made."),
+        Ok(EditionOutcome::UnderWay { edition_id }) => notice_page(
+            &state,
+            StatusCode::CONFLICT,
+            "The last edition is still going out",
+            &format!(
+                "The {} edition {edition_id} has not reached every reader yet, so no new one was started: one edition of a frequency goes out at a time. Open it from the dashboard to follow, pause or cancel it.",
+                frequency.as_str()
+            ),
+        ),
+        Ok(EditionOutcome::SlotTaken) => {
+            notice_page(&state, StatusCode::CONFLICT, "Already run", "That run was already made.")
+        }
         Err(error) => unavailable(&state, error),
     }
 }

@@ -10,7 +10,10 @@ use crate::domain::{SubscriberEmail, Ticker};
 use crate::jobs::digest::{manual_run, on_demand_frequency};
 use crate::jobs::test_send::{TestKind, TestSendError};
 use crate::sources::{RawStory, clean_story};
-use crate::store::{EditionAction, EditionControl, StoreError, StoredQuote, StoryUpsert, TestSendKey};
+use crate::store::{
+    EditionAction, EditionControl, EditionOutcome, IdempotencyKey, IdempotencyScope, StoreError, StoredQuote,
+    StoryUpsert,
+};
 use crate::web::admin::Preview;
 use crate::web::admin_auth::AdminApi;
 use crate::web::{AppState, Dashboard};
@@ -196,6 +199,61 @@ pub(super) struct TestSendInput {
 
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
+/// An answer to record against an `Idempotency-Key`, or one that is not
+/// (the database failed: a repeat may try again).
+type Answer = Result<(StatusCode, serde_json::Value), HttpResponse>;
+
+/// Runs `act` once per `Idempotency-Key` of `scope` when the request has
+/// one: a repeat gets the first answer, and a 409 while the first is still
+/// under way. Without a key, `act` runs every time.
+async fn once_per_key<Fut: std::future::Future<Output = Answer>>(
+    request: &HttpRequest,
+    state: &AppState,
+    scope: IdempotencyScope,
+    act: impl FnOnce() -> Fut,
+) -> HttpResponse {
+    let key = match request.headers().get("Idempotency-Key").map(|v| v.to_str().map(str::trim)) {
+        None => None,
+        Some(Ok(key)) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN => Some(key.to_string()),
+        Some(_) => {
+            return HttpResponse::BadRequest().json(json!({
+                "error": format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible characters.")
+            }));
+        }
+    };
+    if let Some(key) = &key {
+        match state.store.claim_idempotency_key(scope, key).await {
+            Ok(IdempotencyKey::New) => {}
+            Ok(IdempotencyKey::Seen(Some((status, answer)))) => {
+                return HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+                    .content_type("application/json")
+                    .body(answer);
+            }
+            Ok(IdempotencyKey::Seen(None)) => {
+                return HttpResponse::Conflict()
+                    .json(json!({ "error": "A request with this Idempotency-Key is still under way." }));
+            }
+            Err(error) => return unavailable(error),
+        }
+    }
+    let answer = act().await;
+    if let Some(key) = &key {
+        let recorded = match &answer {
+            Ok((status, body)) => {
+                state.store.record_idempotent_answer(scope, key, status.as_u16(), &body.to_string()).await
+            }
+            Err(_) => state.store.release_idempotency_key(scope, key).await,
+        };
+        if let Err(error) = recorded {
+            tracing::error!(%error, "could not record the answer to an Idempotency-Key");
+        }
+    }
+    match answer {
+        Ok((status, body)) => HttpResponse::build(status).json(body),
+        Err(response) => response,
+    }
+}
+
 /// Sends a `[TEST]` digest, alert, confirmation or welcome email to any
 /// address now, and answers with what SMTP said: 200 when it was accepted,
 /// 502 with the server's reply when not, 409 when there is nothing to put in
@@ -216,52 +274,25 @@ pub(super) async fn test_send(
         Ok(kind) => kind,
         Err(message) => return invalid(None, "kind", message).response(),
     };
-    let key = match request.headers().get("Idempotency-Key").map(|v| v.to_str().map(str::trim)) {
-        None => None,
-        Some(Ok(key)) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN => Some(key.to_string()),
-        Some(_) => {
-            return HttpResponse::BadRequest().json(json!({
-                "error": format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible characters.")
-            }));
-        }
-    };
-    if let Some(key) = &key {
-        match state.store.claim_test_send_key(key).await {
-            Ok(TestSendKey::New) => {}
-            Ok(TestSendKey::Seen(Some((status, answer)))) => {
-                return HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
-                    .content_type("application/json")
-                    .body(answer);
+    once_per_key(&request, &state, IdempotencyScope::TestSend, || async {
+        Ok(match state.test_sender.send(&to, kind).await {
+            Ok(subject) => {
+                (StatusCode::OK, json!({ "sent": true, "to": to.as_str(), "kind": body.kind, "subject": subject }))
             }
-            Ok(TestSendKey::Seen(None)) => {
-                return HttpResponse::Conflict()
-                    .json(json!({ "error": "A test send with this Idempotency-Key is still under way." }));
+            Err(TestSendError::Refused(reply)) => (
+                StatusCode::BAD_GATEWAY,
+                json!({ "sent": false, "error": "The SMTP server did not accept the message.", "reply": reply }),
+            ),
+            Err(TestSendError::NothingToSend(message)) => {
+                (StatusCode::CONFLICT, json!({ "sent": false, "error": message }))
             }
-            Err(error) => return unavailable(error),
-        }
-    }
-    let (status, answer) = match state.test_sender.send(&to, kind).await {
-        Ok(subject) => {
-            (StatusCode::OK, json!({ "sent": true, "to": to.as_str(), "kind": body.kind, "subject": subject }))
-        }
-        Err(TestSendError::Refused(reply)) => (
-            StatusCode::BAD_GATEWAY,
-            json!({ "sent": false, "error": "The SMTP server did not accept the message.", "reply": reply }),
-        ),
-        Err(TestSendError::NothingToSend(message)) => {
-            (StatusCode::CONFLICT, json!({ "sent": false, "error": message }))
-        }
-        Err(TestSendError::Render(message)) => {
-            (StatusCode::UNPROCESSABLE_ENTITY, json!({ "sent": false, "error": message, "field": "to" }))
-        }
-        Err(TestSendError::Store(error)) => return unavailable(error),
-    };
-    if let Some(key) = &key
-        && let Err(error) = state.store.record_test_send(key, status.as_u16(), &answer.to_string()).await
-    {
-        tracing::error!(%error, "could not record a test send's answer");
-    }
-    HttpResponse::build(status).json(answer)
+            Err(TestSendError::Render(message)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, json!({ "sent": false, "error": message, "field": "to" }))
+            }
+            Err(TestSendError::Store(error)) => return Err(unavailable(error)),
+        })
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -275,10 +306,13 @@ pub(super) struct EditionInput {
 
 /// Runs a digest now, by the same rules as the schedule: 201 with the new
 /// edition (the delivery worker sends it), or with `dry_run` 200 with how
-/// many readers it would go to and its stories.
+/// many readers it would go to and its stories. 409 while an edition of that
+/// frequency is still going out. With an `Idempotency-Key`, a repeat gets the
+/// first answer and creates nothing.
 #[post("/admin/api/editions")]
 pub(super) async fn create_edition(
     _: AdminApi,
+    request: HttpRequest,
     body: web::Json<EditionInput>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
@@ -296,17 +330,30 @@ pub(super) async fn create_edition(
             Err(error) => unavailable(error),
         };
     }
-    match state.store.create_digest_edition(&run).await {
-        Ok(Some(created)) => {
-            state.worker_wakeup.notify_one();
-            HttpResponse::Created().json(json!({
-                "id": created.id, "frequency": frequency.as_str(), "recipients": created.recipients,
-                "stories": created.stories, "quotes": created.quotes,
-            }))
-        }
-        Ok(None) => HttpResponse::Conflict().json(json!({ "error": "That run was already made." })),
-        Err(error) => unavailable(error),
-    }
+    once_per_key(&request, &state, IdempotencyScope::Edition, || async {
+        Ok(match state.store.create_digest_edition(&run).await {
+            Ok(EditionOutcome::Created(created)) => {
+                state.worker_wakeup.notify_one();
+                (
+                    StatusCode::CREATED,
+                    json!({
+                        "id": created.id, "frequency": frequency.as_str(), "recipients": created.recipients,
+                        "stories": created.stories, "quotes": created.quotes,
+                    }),
+                )
+            }
+            Ok(EditionOutcome::UnderWay { edition_id }) => (
+                StatusCode::CONFLICT,
+                json!({
+                    "error": format!("The {} edition {edition_id} is still going out: wait for it, or pause or cancel it first.", frequency.as_str()),
+                    "edition": edition_id,
+                }),
+            ),
+            Ok(EditionOutcome::SlotTaken) => (StatusCode::CONFLICT, json!({ "error": "That run was already made." })),
+            Err(error) => return Err(unavailable(error)),
+        })
+    })
+    .await
 }
 
 /// An edition's deliveries by status: `done` once none is queued or being sent.

@@ -11,9 +11,13 @@ pub(super) async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// The process can serve: its database answers.
+/// The process can serve: its database answers and its delivery worker runs.
 #[get("/ready")]
 pub(super) async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    if !state.worker_running.load(std::sync::atomic::Ordering::Acquire) {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "unavailable", "error": "the delivery worker is not running" }));
+    }
     match state.store.ping().await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ok", "database": state.store.backend_name() })),
         Err(error) => {
