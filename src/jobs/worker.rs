@@ -828,6 +828,25 @@ mod tests {
         assert_eq!(settings(10, 1).claim_limit(), 150);
     }
 
+    #[tokio::test]
+    async fn a_failed_recording_is_tried_again_until_it_takes_or_the_lease_would_run_out() {
+        let failures = std::cell::Cell::new(0);
+        let flaky = || {
+            failures.set(failures.get() + 1);
+            let failed = failures.get() <= 3;
+            async move { if failed { Err(StoreError::Unavailable("down".into())) } else { Ok(failures.get()) } }
+        };
+        let lease_until = Instant::now() + Duration::from_secs(5);
+        assert_eq!(retrying(lease_until, flaky).await.unwrap(), 4, "three failures, then it took");
+
+        let started = Instant::now();
+        let lease_until = started + Duration::from_millis(300);
+        let down = || async { Err::<(), _>(StoreError::Unavailable("down".into())) };
+        assert!(retrying(lease_until, down).await.is_err());
+        assert!(started.elapsed() < Duration::from_millis(400), "it gives up before the lease runs out");
+        assert!(started.elapsed() >= Duration::from_millis(150), "after trying again a few times");
+    }
+
     #[test]
     fn retry_delays_double_with_jitter_and_are_capped() {
         let base = Duration::from_secs(30);

@@ -325,7 +325,7 @@ async fn edition_for_readers(app: &TestApp, count: u32) -> uuid::Uuid {
 }
 
 impl TestApp {
-    async fn post_edition_action(&self, id: uuid::Uuid, action: &str) -> reqwest::Response {
+    pub async fn post_edition_action(&self, id: uuid::Uuid, action: &str) -> reqwest::Response {
         let url = format!("{}/admin/api/editions/{id}/{action}", self.address);
         self.client.post(url).bearer_auth(TEST_ADMIN_TOKEN).send().await.unwrap()
     }

@@ -34,14 +34,14 @@ impl TestApp {
         stdout
     }
 
-    async fn push_story(&self, title: &str, url: &str, published_at: &str) {
+    pub async fn push_story(&self, title: &str, url: &str, published_at: &str) {
         let story = json!({"title": title, "url": url, "published_at": published_at, "summary": "Summary & more."});
         let response = self.post_admin_json("/admin/api/stories", &story, Some(TEST_ADMIN_TOKEN)).await;
         assert_eq!(response.status(), 201);
     }
 }
 
-fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 

@@ -334,3 +334,63 @@ impl AdminPages {
             .expect("request sent")
     }
 }
+
+/// A plain connection to a test database, for what no endpoint does: writing
+/// rows as another version or a damaged disk would have, and reading columns
+/// as they are stored.
+pub enum RawDb {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl RawDb {
+    pub async fn connect(database_url: &str) -> RawDb {
+        if database_url.starts_with("postgres") {
+            RawDb::Postgres(sqlx::PgConnection::connect(database_url).await.unwrap())
+        } else {
+            RawDb::Sqlite(sqlx::SqliteConnection::connect(database_url).await.unwrap())
+        }
+    }
+
+    pub async fn fetch_i64(&mut self, sql: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match self {
+            RawDb::Sqlite(db) => sqlx::query_scalar(sql).fetch_one(db).await.unwrap(),
+            RawDb::Postgres(db) => sqlx::query_scalar(sql).fetch_one(db).await.unwrap(),
+        }
+    }
+
+    pub async fn fetch_strings(&mut self, sql: &str) -> Vec<String> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match self {
+            RawDb::Sqlite(db) => sqlx::query_scalar(sql).fetch_all(db).await.unwrap(),
+            RawDb::Postgres(db) => sqlx::query_scalar(sql).fetch_all(db).await.unwrap(),
+        }
+    }
+
+    /// Queues a delivery of `kind` with `payload` exactly as given, due now.
+    pub async fn insert_delivery(&mut self, kind: &str, subscriber_id: Uuid, recipient: &str, payload: &str) {
+        let sql = "INSERT INTO deliveries (id, kind, subscriber_id, recipient, payload, status, attempts, \
+                   next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $6)";
+        let now = tickermail::store::now();
+        macro_rules! insert {
+            ($db:expr) => {
+                sqlx::query(sql)
+                    .bind(Uuid::new_v4())
+                    .bind(kind)
+                    .bind(subscriber_id)
+                    .bind(recipient)
+                    .bind(payload)
+                    .bind(now)
+                    .execute($db)
+                    .await
+                    .map(drop)
+                    .unwrap()
+            };
+        }
+        match self {
+            RawDb::Sqlite(db) => insert!(db),
+            RawDb::Postgres(db) => insert!(db),
+        };
+    }
+}

@@ -10,6 +10,7 @@ mod digest;
 mod digest_delivery;
 mod health;
 mod helpers;
+mod invariants;
 mod lifecycle;
 mod public_api;
 mod replay;

@@ -1,6 +1,7 @@
-//! A small SMTP server for the tests: it speaks enough SMTP for lettre, keeps
-//! every message it accepts, and can be told to refuse (4xx) or to reject
-//! certain recipients (5xx).
+//! A small SMTP server for the tests: it speaks enough SMTP for our client,
+//! keeps every message it accepts, and can be told to refuse (4xx), to
+//! answer certain recipients with a reply of the test's choosing, or to take
+//! its time over each message (a slow relay).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -83,8 +84,10 @@ struct SinkState {
     mails: Vec<ReceivedMail>,
     /// Reply to every MAIL FROM with this (e.g. "451 4.3.0 try later").
     refuse_with: Option<String>,
-    /// Recipients containing this text are rejected with 550.
-    reject_recipients_containing: Option<String>,
+    /// Recipients containing the first text get the second as their RCPT reply.
+    recipient_replies: Vec<(String, String)>,
+    /// How long each message's end of DATA waits for its answer.
+    delay: Duration,
 }
 
 #[derive(Clone)]
@@ -123,8 +126,24 @@ impl SmtpSink {
         self.state.lock().unwrap().refuse_with = reply.map(str::to_string);
     }
 
+    /// Recipients containing `text` are refused as unknown mailboxes (550 5.1.1).
     pub fn reject_recipients_containing(&self, text: &str) {
-        self.state.lock().unwrap().reject_recipients_containing = Some(text.to_string());
+        self.reply_to_recipients_containing(text, "550 5.1.1 no such mailbox");
+    }
+
+    /// Recipients containing `text` get `reply` to their RCPT TO.
+    pub fn reply_to_recipients_containing(&self, text: &str, reply: &str) {
+        self.state.lock().unwrap().recipient_replies.push((text.to_string(), reply.to_string()));
+    }
+
+    /// Recipients are accepted again, whatever they contain.
+    pub fn accept_all_recipients(&self) {
+        self.state.lock().unwrap().recipient_replies.clear();
+    }
+
+    /// Every message waits this long for its answer, as on a slow relay.
+    pub fn delay_each_message(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
     }
 
     pub fn mails(&self) -> Vec<ReceivedMail> {
@@ -183,18 +202,20 @@ impl SmtpSink {
                 }
             } else if upper.starts_with("RCPT TO:") {
                 let recipient = command[8..].trim().trim_matches(['<', '>']).to_string();
-                let rejected = self
+                let special = self
                     .state
                     .lock()
                     .unwrap()
-                    .reject_recipients_containing
-                    .as_ref()
-                    .is_some_and(|text| recipient.contains(text.as_str()));
-                if rejected {
-                    "550 5.1.1 no such mailbox".into()
-                } else {
-                    to.push(recipient);
-                    "250 OK".into()
+                    .recipient_replies
+                    .iter()
+                    .find(|(text, _)| recipient.contains(text.as_str()))
+                    .map(|(_, reply)| reply.clone());
+                match special {
+                    Some(reply) => reply,
+                    None => {
+                        to.push(recipient);
+                        "250 OK".into()
+                    }
                 }
             } else if upper == "DATA" {
                 write.write_all(b"354 go ahead\r\n").await?;
@@ -209,6 +230,8 @@ impl SmtpSink {
                     }
                     data.push_str(line.strip_prefix('.').filter(|_| line.starts_with("..")).unwrap_or(&line));
                 }
+                let delay = self.state.lock().unwrap().delay;
+                tokio::time::sleep(delay).await;
                 let mail = ReceivedMail { from: from.clone(), to: std::mem::take(&mut to), data };
                 self.state.lock().unwrap().mails.push(mail);
                 self.arrived.notify_waiters();

@@ -15,7 +15,7 @@ async fn fresh_store() -> Store {
     store
 }
 
-async fn queue_confirmations(store: &Store, count: usize) {
+pub async fn queue_confirmations(store: &Store, count: usize) {
     for i in 0..count {
         let signup = SignupRecord {
             email: SubscriberEmail::parse(&format!("s{i}@example.com")).unwrap(),
