@@ -50,18 +50,33 @@ pub struct PreferencesUpdate {
     pub alerts_enabled: bool,
 }
 
-/// When, from where and how a subscriber gave their consent.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// When, from where and how a subscriber gave their consent, once.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct ConsentRecord {
-    #[sqlx(rename = "consent_at")]
     pub at: DateTime<Utc>,
-    #[sqlx(rename = "consent_ip")]
     pub ip: Option<String>,
-    #[sqlx(rename = "consent_user_agent")]
     pub user_agent: Option<String>,
-    #[sqlx(rename = "consent_source")]
     pub source: String,
 }
+
+/// Records one consent inside a transaction: `insert_consent!(executor,
+/// subscriber_id, at, ip, user_agent, source)`.
+macro_rules! insert_consent {
+    ($executor:expr, $subscriber_id:expr, $at:expr, $ip:expr, $user_agent:expr, $source:expr) => {
+        sqlx::query(
+            "INSERT INTO consents (id, subscriber_id, at, ip, user_agent, source) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(Uuid::new_v4())
+        .bind($subscriber_id)
+        .bind($at)
+        .bind($ip)
+        .bind($user_agent)
+        .bind($source)
+        .execute($executor)
+        .await?
+    };
+}
+pub(super) use insert_consent;
 
 #[derive(sqlx::FromRow)]
 pub(super) struct SubscriberRow {
@@ -129,23 +144,19 @@ impl Store {
             let mut outcomes = Vec::with_capacity(signups.len());
             for signup in signups {
                 let row: Option<(Uuid, bool)> = sqlx::query_as(
-                    "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, consent_at, \
-                     consent_ip, consent_user_agent, consent_source, confirmation_sent_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $6, $6, $6) \
+                    "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, \
+                     confirmation_sent_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6, $6) \
                  ON CONFLICT (email) DO UPDATE SET \
                      token_nonce = CASE WHEN subscribers.status = 'pending' \
                          THEN subscribers.token_nonce ELSE excluded.token_nonce END, \
                      confirmation_sent_at = CASE WHEN subscribers.status <> 'pending' \
                          OR subscribers.confirmation_sent_at IS NULL \
-                         OR subscribers.confirmation_sent_at <= $10 \
+                         OR subscribers.confirmation_sent_at <= $7 \
                          THEN excluded.confirmation_sent_at ELSE subscribers.confirmation_sent_at END, \
                      status = 'pending', \
                      name = excluded.name, \
                      tickers = excluded.tickers, \
-                     consent_at = excluded.consent_at, \
-                     consent_ip = excluded.consent_ip, \
-                     consent_user_agent = excluded.consent_user_agent, \
-                     consent_source = excluded.consent_source, \
                      confirmed_at = NULL, \
                      unsubscribed_at = NULL, \
                      updated_at = excluded.updated_at \
@@ -158,12 +169,19 @@ impl Store {
                 .bind(signup.watchlist.to_stored())
                 .bind(new_nonce())
                 .bind(now)
-                .bind(signup.consent_ip.as_deref())
-                .bind(signup.consent_user_agent.as_deref())
-                .bind(&signup.consent_source)
                 .bind(resend_cutoff)
                 .fetch_optional(&mut *tx)
                 .await?;
+                if let Some((subscriber_id, _)) = row {
+                    insert_consent!(
+                        &mut *tx,
+                        subscriber_id,
+                        now,
+                        signup.consent_ip.as_deref(),
+                        signup.consent_user_agent.as_deref(),
+                        &signup.consent_source
+                    );
+                }
                 outcomes.push(match row {
                     None => SignupOutcome::AlreadyConfirmed,
                     Some((subscriber_id, false)) => SignupOutcome::RecentlyAsked { subscriber_id },
@@ -324,16 +342,17 @@ impl Store {
         row.map(Subscriber::try_from).transpose()
     }
 
-    pub async fn consent_record(&self, email: &SubscriberEmail) -> StoreResult<Option<ConsentRecord>> {
-        let record = on_reader!(self, |pool| {
+    /// Every consent a subscriber gave, newest first.
+    pub async fn consents(&self, subscriber_id: Uuid) -> StoreResult<Vec<ConsentRecord>> {
+        let records = on_reader!(self, |pool| {
             sqlx::query_as(
-                "SELECT consent_at, consent_ip, consent_user_agent, consent_source FROM subscribers WHERE email = $1",
+                "SELECT at, ip, user_agent, source FROM consents WHERE subscriber_id = $1 ORDER BY at DESC, id",
             )
-            .bind(email.as_str())
-            .fetch_optional(pool)
+            .bind(subscriber_id)
+            .fetch_all(pool)
             .await
         })?;
-        Ok(record)
+        Ok(records)
     }
 
     /// Number of subscribers in each status.

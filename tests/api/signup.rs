@@ -59,7 +59,9 @@ async fn a_signup_records_the_consent() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let consent = app.store.consent_record(&SubscriberEmail::parse("cy@example.com").unwrap()).await.unwrap().unwrap();
+    let cy = app.store.subscriber_by_email(&SubscriberEmail::parse("cy@example.com").unwrap()).await.unwrap();
+    let consents = app.store.consents(cy.unwrap().id).await.unwrap();
+    let [consent] = &consents[..] else { panic!("{consents:?}") };
     assert_eq!(consent.ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(consent.user_agent.as_deref(), Some("ConsentTest/1.0"));
     assert_eq!(consent.source, "embedded form at https://blog.example.org");
