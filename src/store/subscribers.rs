@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -131,8 +132,9 @@ impl Store {
     /// Records sign-ups and, in the same transaction, queues their
     /// confirmation emails: new addresses and those that had left become
     /// pending; a pending address is refreshed; a confirmed one is left alone.
-    /// A confirmation is queued unless one was sent within `resend_interval`.
-    /// One transaction serves the whole slice (see `SignupWriter`).
+    /// A confirmation is queued unless one was sent within `resend_interval`,
+    /// or earlier in this slice. One transaction serves the whole slice (see
+    /// `SignupWriter`).
     pub async fn record_signups(
         &self,
         signups: &[&SignupRecord],
@@ -142,6 +144,9 @@ impl Store {
         let resend_cutoff = now - resend_interval;
         let outcomes = in_transaction!(self, |tx| {
             let mut outcomes = Vec::with_capacity(signups.len());
+            // The whole slice shares `now`, so a repeat in it would look as if
+            // it had just queued its own confirmation.
+            let mut asked_in_slice = HashSet::new();
             for signup in signups {
                 let row: Option<(Uuid, bool)> = sqlx::query_as(
                     "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, \
@@ -185,6 +190,9 @@ impl Store {
                 outcomes.push(match row {
                     None => SignupOutcome::AlreadyConfirmed,
                     Some((subscriber_id, false)) => SignupOutcome::RecentlyAsked { subscriber_id },
+                    Some((subscriber_id, true)) if !asked_in_slice.insert(subscriber_id) => {
+                        SignupOutcome::RecentlyAsked { subscriber_id }
+                    }
                     Some((subscriber_id, true)) => {
                         insert_delivery!(
                             &mut *tx,
