@@ -58,3 +58,6 @@ ALTER TABLE subscribers DROP COLUMN consent_at;
 ALTER TABLE subscribers DROP COLUMN consent_ip;
 ALTER TABLE subscribers DROP COLUMN consent_user_agent;
 ALTER TABLE subscribers DROP COLUMN consent_source;
+
+-- Confirming again emails the preferences link, at most once per resend interval.
+ALTER TABLE subscribers ADD COLUMN preferences_link_sent_at TIMESTAMPTZ;

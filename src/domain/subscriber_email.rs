@@ -176,10 +176,33 @@ mod tests {
     #[test]
     fn invisible_zero_width_and_direction_characters_are_refused_anywhere() {
         for invisible in [
-            '\u{200B}', '\u{200C}', '\u{200D}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}',
-            '\u{202D}', '\u{202E}', '\u{2060}', '\u{2061}', '\u{2062}', '\u{2063}', '\u{2064}', '\u{2066}',
-            '\u{2067}', '\u{2068}', '\u{2069}', '\u{FEFF}', '\u{00AD}', '\u{180E}', '\u{3164}', '\u{034F}',
-            '\u{061C}', '\u{FFA0}', '\u{E0041}',
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2060}',
+            '\u{2061}',
+            '\u{2062}',
+            '\u{2063}',
+            '\u{2064}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{180E}',
+            '\u{3164}',
+            '\u{034F}',
+            '\u{061C}',
+            '\u{FFA0}',
+            '\u{E0041}',
         ] {
             for input in [
                 format!("{invisible}ann@example.com"),
@@ -202,10 +225,13 @@ mod tests {
 
     #[test]
     fn the_local_part_is_a_dot_atom_of_at_most_64_characters() {
-        for good in ["a.b-c_d+e@example.com", "!#$%&'*+/=?^_`{|}~-@example.com", &format!("{}@example.com", "a".repeat(64))] {
+        for good in
+            ["a.b-c_d+e@example.com", "!#$%&'*+/=?^_`{|}~-@example.com", &format!("{}@example.com", "a".repeat(64))]
+        {
             assert!(SubscriberEmail::parse(good).is_ok(), "{good:?}");
         }
-        for bad in [".ann@example.com", "ann.@example.com", "an..n@example.com", "a(b)@example.com", "a,b@example.com"] {
+        for bad in [".ann@example.com", "ann.@example.com", "an..n@example.com", "a(b)@example.com", "a,b@example.com"]
+        {
             assert!(refusal(bad).contains("before the @"), "{bad:?}");
         }
         assert!(refusal(&format!("{}@example.com", "a".repeat(65))).contains("64"));

@@ -96,7 +96,7 @@ impl TestSender {
         let name = reader.map_or("", |r| r.name.as_str());
         match kind {
             TestKind::Confirmation => {
-                let token = self.tokens.confirmation_token(Uuid::nil(), now);
+                let token = self.tokens.confirmation_token(Uuid::nil(), "preview", now);
                 confirmation_content(&self.links, name, &token, now + chrono::Duration::days(7))
             }
             TestKind::Welcome => {

@@ -18,7 +18,8 @@ use crate::domain::{DigestFrequency, SubscriberStatus};
 use crate::jobs::alerts::AlertPayload;
 use crate::jobs::digest::{ReaderDue, compose};
 use crate::mailer::{
-    DigestEdition, EmailLinks, Mailer, SendError, alert_email, confirmation_email, digest_email, welcome_email,
+    DigestEdition, EmailLinks, Mailer, SendError, alert_email, confirmation_email, digest_email,
+    preferences_link_email, welcome_email,
 };
 use crate::store::{ClaimedDelivery, DeliveryKind, EditionContent, FinalStatus, Store, StoreError};
 use crate::tokens::TokenKey;
@@ -440,7 +441,7 @@ impl DeliveryWorker {
                 if expires_at <= Utc::now() {
                     return Rendered::Suppress("the confirmation link expired before it could be sent".into());
                 }
-                let token = self.tokens.confirmation_token(subscriber.id, issued_at);
+                let token = self.tokens.confirmation_token(subscriber.id, &subscriber.token_nonce, issued_at);
                 confirmation_email(
                     &self.links,
                     &subscriber.email,
@@ -462,6 +463,19 @@ impl DeliveryWorker {
                     &subscriber.name,
                     &token,
                     &subscriber.watchlist.to_string(),
+                )
+            }
+            DeliveryKind::PreferencesLink => {
+                if subscriber.status != SubscriberStatus::Confirmed {
+                    return Rendered::Suppress(format!("subscriber is {} now", subscriber.status.as_str()));
+                }
+                let token = self.tokens.manage_token(subscriber.id, &subscriber.token_nonce);
+                preferences_link_email(
+                    &self.links,
+                    &subscriber.email,
+                    self.links.message_id(delivery.id),
+                    &subscriber.name,
+                    &token,
                 )
             }
             DeliveryKind::Digest => {

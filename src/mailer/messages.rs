@@ -81,6 +81,20 @@ struct WelcomeText<'a> {
     watchlist: &'a str,
 }
 
+/// What both parts of the preferences-link email show.
+struct PreferencesLinkView<'a> {
+    site_name: &'a str,
+    name: &'a str,
+    preferences_url: &'a str,
+    unsubscribe_url: &'a str,
+}
+
+two_part_templates!(
+    PreferencesLinkView,
+    PreferencesLinkHtml = "email/preferences_link.html",
+    PreferencesLinkText = "email/preferences_link.txt"
+);
+
 /// An email before it is addressed: what a preview shows, and what a message is made of.
 #[derive(Debug, Clone)]
 pub struct EmailContent {
@@ -186,6 +200,31 @@ pub fn welcome_content(
         html: render(&html)?,
         list: None,
     })
+}
+
+/// A confirmed reader's preferences link, sent when their confirmation link
+/// is used again (transactional: no one-click header).
+pub fn preferences_link_email(
+    links: &EmailLinks,
+    to: &str,
+    message_id: String,
+    name: &str,
+    manage_token: &str,
+) -> Result<Email, String> {
+    let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
+    let view = PreferencesLinkView {
+        site_name: &links.site_name,
+        name,
+        preferences_url: &preferences_url,
+        unsubscribe_url: &unsubscribe_url,
+    };
+    let content = EmailContent {
+        subject: format!("Your {} preferences", links.site_name),
+        text: render(&PreferencesLinkText(&view))?,
+        html: render(&PreferencesLinkHtml(&view))?,
+        list: None,
+    };
+    content.into_message(links, to, message_id)
 }
 
 /// The HTML and text templates of one email over one view: each reads the

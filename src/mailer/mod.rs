@@ -17,7 +17,8 @@ pub use digest::{DigestEdition, digest_content, digest_email};
 pub use dkim::DkimSigner;
 pub use email::Email;
 pub use messages::{
-    EmailContent, EmailLinks, confirmation_content, confirmation_email, welcome_content, welcome_email,
+    EmailContent, EmailLinks, confirmation_content, confirmation_email, preferences_link_email, welcome_content,
+    welcome_email,
 };
 
 use crate::config::MailTransportSettings;

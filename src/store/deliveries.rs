@@ -13,6 +13,8 @@ use crate::domain::Subscriber;
 pub enum DeliveryKind {
     Confirmation,
     Welcome,
+    /// A confirmed reader's preferences link, asked for by confirming again.
+    PreferencesLink,
     Digest,
     Alert,
 }
@@ -22,6 +24,7 @@ impl DeliveryKind {
         match self {
             Self::Confirmation => "confirmation",
             Self::Welcome => "welcome",
+            Self::PreferencesLink => "preferences_link",
             Self::Digest => "digest",
             Self::Alert => "alert",
         }
@@ -31,6 +34,7 @@ impl DeliveryKind {
         match text {
             "confirmation" => Some(Self::Confirmation),
             "welcome" => Some(Self::Welcome),
+            "preferences_link" => Some(Self::PreferencesLink),
             "digest" => Some(Self::Digest),
             "alert" => Some(Self::Alert),
             _ => None,

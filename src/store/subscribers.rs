@@ -36,7 +36,11 @@ pub enum SignupOutcome {
 pub enum ConfirmOutcome {
     /// Confirmed now, and a welcome email queued.
     Confirmed,
-    AlreadyConfirmed,
+    /// Confirmed before: their preferences link is emailed to them (unless it
+    /// was within the resend interval), never shown to whoever holds the link.
+    AlreadyConfirmed {
+        preferences_link_queued: bool,
+    },
     /// Unsubscribed or bounced since the link was sent.
     NoLongerSubscribed,
     NotFound,
@@ -133,8 +137,9 @@ impl Store {
     /// confirmation emails: new addresses and those that had left become
     /// pending; a pending address is refreshed; a confirmed one is left alone.
     /// A confirmation is queued unless one was sent within `resend_interval`,
-    /// or earlier in this slice. One transaction serves the whole slice (see
-    /// `SignupWriter`).
+    /// or earlier in this slice; queuing one gives the reader a new nonce, so
+    /// older links stop working, and suppresses older ones still queued. One
+    /// transaction serves the whole slice (see `SignupWriter`).
     pub async fn record_signups(
         &self,
         signups: &[&SignupRecord],
@@ -148,16 +153,17 @@ impl Store {
             // it had just queued its own confirmation.
             let mut asked_in_slice = HashSet::new();
             for signup in signups {
+                let may_ask = !asked_in_slice.contains(signup.email.as_str());
                 let row: Option<(Uuid, bool)> = sqlx::query_as(
                     "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, \
                      confirmation_sent_at, created_at, updated_at) \
                  VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6, $6) \
                  ON CONFLICT (email) DO UPDATE SET \
-                     token_nonce = CASE WHEN subscribers.status = 'pending' \
-                         THEN subscribers.token_nonce ELSE excluded.token_nonce END, \
-                     confirmation_sent_at = CASE WHEN subscribers.status <> 'pending' \
-                         OR subscribers.confirmation_sent_at IS NULL \
-                         OR subscribers.confirmation_sent_at <= $7 \
+                     token_nonce = CASE WHEN $8 AND (subscribers.status <> 'pending' \
+                         OR subscribers.confirmation_sent_at IS NULL OR subscribers.confirmation_sent_at <= $7) \
+                         THEN excluded.token_nonce ELSE subscribers.token_nonce END, \
+                     confirmation_sent_at = CASE WHEN $8 AND (subscribers.status <> 'pending' \
+                         OR subscribers.confirmation_sent_at IS NULL OR subscribers.confirmation_sent_at <= $7) \
                          THEN excluded.confirmation_sent_at ELSE subscribers.confirmation_sent_at END, \
                      status = 'pending', \
                      name = excluded.name, \
@@ -166,7 +172,7 @@ impl Store {
                      unsubscribed_at = NULL, \
                      updated_at = excluded.updated_at \
                  WHERE subscribers.status <> 'confirmed' \
-                 RETURNING id, confirmation_sent_at = $6",
+                 RETURNING id, token_nonce = $5",
                 )
                 .bind(Uuid::new_v4())
                 .bind(signup.email.as_str())
@@ -175,6 +181,7 @@ impl Store {
                 .bind(new_nonce())
                 .bind(now)
                 .bind(resend_cutoff)
+                .bind(may_ask)
                 .fetch_optional(&mut *tx)
                 .await?;
                 if let Some((subscriber_id, _)) = row {
@@ -190,10 +197,17 @@ impl Store {
                 outcomes.push(match row {
                     None => SignupOutcome::AlreadyConfirmed,
                     Some((subscriber_id, false)) => SignupOutcome::RecentlyAsked { subscriber_id },
-                    Some((subscriber_id, true)) if !asked_in_slice.insert(subscriber_id) => {
-                        SignupOutcome::RecentlyAsked { subscriber_id }
-                    }
                     Some((subscriber_id, true)) => {
+                        asked_in_slice.insert(signup.email.as_str());
+                        sqlx::query(
+                            "UPDATE deliveries SET status = 'suppressed', \
+                                 last_error = 'superseded by a newer sign-up', updated_at = $2 \
+                             WHERE subscriber_id = $1 AND kind = 'confirmation' AND status = 'queued'",
+                        )
+                        .bind(subscriber_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                         insert_delivery!(
                             &mut *tx,
                             DeliveryKind::Confirmation,
@@ -242,18 +256,45 @@ impl Store {
         Ok(queued)
     }
 
-    /// Confirms a pending subscriber and queues their welcome email.
-    pub async fn confirm_subscriber(&self, subscriber_id: Uuid) -> StoreResult<ConfirmOutcome> {
+    /// Confirms a pending subscriber and queues their welcome email, if their
+    /// nonce is still the one the link was made with (checked here, so a
+    /// sign-up committing meanwhile cannot be confirmed by an older link).
+    /// One confirmed already is emailed their preferences link instead, at
+    /// most once per `resend_interval`.
+    pub async fn confirm_subscriber(
+        &self,
+        subscriber_id: Uuid,
+        token_nonce: &str,
+        resend_interval: Duration,
+    ) -> StoreResult<ConfirmOutcome> {
         let now = now();
         let outcome = in_transaction!(self, |tx| {
             let confirmed: Option<String> = sqlx::query_scalar(
-                "UPDATE subscribers SET status = 'confirmed', confirmed_at = $2, updated_at = $2 \
-                 WHERE id = $1 AND status = 'pending' RETURNING email",
+                "UPDATE subscribers SET status = 'confirmed', confirmed_at = $3, updated_at = $3 \
+                 WHERE id = $1 AND status = 'pending' AND token_nonce = $2 RETURNING email",
             )
             .bind(subscriber_id)
+            .bind(token_nonce)
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
+            let link_due: Option<String> = match confirmed {
+                Some(_) => None,
+                None => {
+                    sqlx::query_scalar(
+                        "UPDATE subscribers SET preferences_link_sent_at = $3 \
+                         WHERE id = $1 AND token_nonce = $2 AND status = 'confirmed' \
+                           AND (preferences_link_sent_at IS NULL OR preferences_link_sent_at <= $4) \
+                         RETURNING email",
+                    )
+                    .bind(subscriber_id)
+                    .bind(token_nonce)
+                    .bind(now)
+                    .bind(now - resend_interval)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                }
+            };
             if let Some(email) = &confirmed {
                 insert_delivery!(
                     &mut *tx,
@@ -264,14 +305,26 @@ impl Store {
                     now
                 );
                 ConfirmOutcome::Confirmed
+            } else if let Some(email) = &link_due {
+                insert_delivery!(
+                    &mut *tx,
+                    DeliveryKind::PreferencesLink,
+                    Some(subscriber_id),
+                    email,
+                    serde_json::json!({}),
+                    now
+                );
+                ConfirmOutcome::AlreadyConfirmed { preferences_link_queued: true }
             } else {
-                let status: Option<String> = sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1")
-                    .bind(subscriber_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let status: Option<String> =
+                    sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1 AND token_nonce = $2")
+                        .bind(subscriber_id)
+                        .bind(token_nonce)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 match status.as_deref() {
                     None => ConfirmOutcome::NotFound,
-                    Some("confirmed") => ConfirmOutcome::AlreadyConfirmed,
+                    Some("confirmed") => ConfirmOutcome::AlreadyConfirmed { preferences_link_queued: false },
                     Some(_) => ConfirmOutcome::NoLongerSubscribed,
                 }
             }

@@ -168,8 +168,10 @@ async fn an_import_in_other_letter_case_does_not_re_subscribe_a_reader_who_left(
     let app = spawn_app().await;
     app.sign_up_and_confirm("ann@x.com").await;
     let id = app.find("email=ann").await["subscribers"][0]["id"].as_str().unwrap().to_string();
-    let unsubscribe =
-        app.client.post(format!("{}/admin/api/subscribers/{id}/unsubscribe", app.address)).bearer_auth(TEST_ADMIN_TOKEN);
+    let unsubscribe = app
+        .client
+        .post(format!("{}/admin/api/subscribers/{id}/unsubscribe", app.address))
+        .bearer_auth(TEST_ADMIN_TOKEN);
     assert_eq!(unsubscribe.send().await.unwrap().status(), 200);
     let response = app
         .client
@@ -201,8 +203,10 @@ async fn two_signups_of_one_address_leave_two_consent_records_listed_by_the_api_
         .unwrap();
     assert_eq!(embedded.status(), 200);
     let id = app.find("email=twice").await["subscribers"][0]["id"].as_str().unwrap().to_string();
-    let unsubscribe =
-        app.client.post(format!("{}/admin/api/subscribers/{id}/unsubscribe", app.address)).bearer_auth(TEST_ADMIN_TOKEN);
+    let unsubscribe = app
+        .client
+        .post(format!("{}/admin/api/subscribers/{id}/unsubscribe", app.address))
+        .bearer_auth(TEST_ADMIN_TOKEN);
     assert_eq!(unsubscribe.send().await.unwrap().status(), 200);
     let again = app
         .client

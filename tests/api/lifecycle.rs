@@ -106,7 +106,8 @@ async fn an_expired_confirmation_link_offers_to_send_a_new_one() {
     let subscriber =
         app.store.subscriber_by_email(&SubscriberEmail::parse("late@example.com").unwrap()).await.unwrap().unwrap();
     let key = TokenKey::new(SecretString::from(TEST_SECRET_KEY));
-    let expired = key.confirmation_token(subscriber.id, Utc::now() - chrono::Duration::days(8));
+    let expired =
+        key.confirmation_token(subscriber.id, &subscriber.token_nonce, Utc::now() - chrono::Duration::days(8));
 
     let page = app.get_confirm(&expired).await;
     assert_eq!(page.status(), 410);
@@ -127,7 +128,8 @@ async fn an_expired_link_resends_a_confirmation_once_the_interval_has_passed() {
     let subscriber =
         app.store.subscriber_by_email(&SubscriberEmail::parse("later@example.com").unwrap()).await.unwrap().unwrap();
     let key = TokenKey::new(SecretString::from(TEST_SECRET_KEY));
-    let expired = key.confirmation_token(subscriber.id, Utc::now() - chrono::Duration::days(8));
+    let expired =
+        key.confirmation_token(subscriber.id, &subscriber.token_nonce, Utc::now() - chrono::Duration::days(8));
     assert_eq!(app.post_resend_confirmation(&expired).await.status(), 200);
     let mails = app.smtp.wait_for_mails_to("later@example.com", 2, Duration::from_secs(10)).await;
     let fresh = app.token_from(&mails[1], "confirm");
@@ -168,7 +170,8 @@ async fn confirming_again_emails_the_preferences_link_instead_of_showing_it() {
     assert!(page.contains("already confirmed") && page.contains("emailed you a link to your preferences"), "{page}");
     assert!(!page.contains("/preferences/"), "{page}");
     let mails = app.smtp.wait_for_mails_to("twice@example.com", 3, Duration::from_secs(10)).await;
-    let link = mails.iter().find(|m| m.header("Subject").unwrap().contains("preferences")).expect("a preferences email");
+    let link =
+        mails.iter().find(|m| m.header("Subject").unwrap().contains("preferences")).expect("a preferences email");
     assert!(link.header("List-Unsubscribe-Post").is_none(), "transactional mail has no one-click header");
     let manage_token = app.token_from(link, "preferences");
     assert_eq!(app.get_preferences(&manage_token).await.status(), 200);

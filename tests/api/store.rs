@@ -225,12 +225,11 @@ async fn the_migration_merges_readers_whose_addresses_differ_only_in_letter_case
 
     store.migrate().await.unwrap();
 
-    let rows: Vec<(Uuid, String, String, DateTime<Utc>)> = on_pool!(&store, |pool| sqlx::query_as(
-        "SELECT id, email, status, created_at FROM subscribers ORDER BY email"
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap());
+    let rows: Vec<(Uuid, String, String, DateTime<Utc>)> =
+        on_pool!(&store, |pool| sqlx::query_as("SELECT id, email, status, created_at FROM subscribers ORDER BY email")
+            .fetch_all(pool)
+            .await
+            .unwrap());
     let seen: Vec<(&str, &str)> = rows.iter().map(|(_, email, status, _)| (email.as_str(), status.as_str())).collect();
     assert_eq!(
         seen,
@@ -240,13 +239,12 @@ async fn the_migration_merges_readers_whose_addresses_differ_only_in_letter_case
     assert_eq!(rows[0].3, t0, "known since the earliest of the rows");
     assert_eq!(rows[3].0, ids[5]);
 
-    let consents: Vec<(String, DateTime<Utc>)> = on_pool!(&store, |pool| sqlx::query_as(
-        "SELECT source, at FROM consents WHERE subscriber_id = $1 ORDER BY at"
-    )
-    .bind(ids[1])
-    .fetch_all(pool)
-    .await
-    .unwrap());
+    let consents: Vec<(String, DateTime<Utc>)> =
+        on_pool!(&store, |pool| sqlx::query_as("SELECT source, at FROM consents WHERE subscriber_id = $1 ORDER BY at")
+            .bind(ids[1])
+            .fetch_all(pool)
+            .await
+            .unwrap());
     let sources: Vec<&str> = consents.iter().map(|(source, _)| source.as_str()).collect();
     assert_eq!(sources, ["import", "form", "api"], "every merged row's consent is kept");
     assert_eq!(consents[0].1, t0);
