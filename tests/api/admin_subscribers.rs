@@ -42,6 +42,8 @@ async fn an_admin_finds_a_reader_sees_their_record_and_erases_them() {
     assert_eq!(erase.send().await.unwrap().status(), 204);
     assert_eq!(app.admin_get(&format!("/admin/api/subscribers/{id}")).await.status(), 404);
     assert_eq!(app.find("email=ann").await["subscribers"], json!([]));
+    let uuid = uuid::Uuid::parse_str(&id).unwrap();
+    assert!(app.store.consents(uuid).await.unwrap().is_empty(), "the consent records go too");
     let stats: Value = app.get_admin_stats(Some(TEST_ADMIN_TOKEN)).await.json().await.unwrap();
     let sent: i64 = stats["deliveries"].as_array().unwrap().iter().map(|d| d["count"].as_i64().unwrap()).sum();
     assert_eq!(sent, 3, "the erased reader's deliveries still count: {stats}");
