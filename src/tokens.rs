@@ -1,8 +1,9 @@
 //! Links in emails carry tokens derived with an HMAC of the server secret, so
 //! nothing secret is stored and a token cannot be forged or guessed (160 bits).
 //!
-//! - A confirmation token names the subscriber and when it was issued; it
-//!   expires after the configured time.
+//! - A confirmation token names the subscriber, their `token_nonce` (which a
+//!   new sign-up replaces, so older links stop working) and when it was
+//!   issued; it expires after the configured time.
 //! - A manage token (unsubscribe and preferences) names the subscriber and
 //!   their `token_nonce`; it lasts as long as the subscription.
 //! - An admin session names its expiry and is tied to the admin's email and
@@ -54,18 +55,25 @@ impl TokenKey {
         }
     }
 
-    pub fn confirmation_token(&self, subscriber_id: Uuid, issued_at: DateTime<Utc>) -> String {
+    pub fn confirmation_token(&self, subscriber_id: Uuid, token_nonce: &str, issued_at: DateTime<Utc>) -> String {
         let id = subscriber_id.simple().to_string();
         let issued = issued_at.timestamp().to_string();
-        let signature = self.sign(&[b"confirm", id.as_bytes(), issued.as_bytes()]);
+        let signature = self.sign(&[b"confirm", id.as_bytes(), token_nonce.as_bytes(), issued.as_bytes()]);
         format!("{id}.{issued}.{signature}")
     }
 
-    /// Checks a confirmation token's MAC; expiry is the caller's decision.
-    pub fn parse_confirmation_token(&self, token: &str) -> Option<ConfirmationClaim> {
+    /// The subscriber a confirmation token names, before the nonce is checked.
+    pub fn confirmation_token_subscriber(token: &str) -> Option<Uuid> {
+        Uuid::try_parse(token.split('.').next()?).ok()
+    }
+
+    /// Checks a confirmation token's MAC against the subscriber's current
+    /// nonce; expiry is the caller's decision.
+    pub fn verify_confirmation_token(&self, token: &str, token_nonce: &str) -> Option<ConfirmationClaim> {
         let mut parts = token.split('.');
         let (id, issued, signature) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || !self.verify(&[b"confirm", id.as_bytes(), issued.as_bytes()], signature) {
+        let signed = [b"confirm".as_slice(), id.as_bytes(), token_nonce.as_bytes(), issued.as_bytes()];
+        if parts.next().is_some() || !self.verify(&signed, signature) {
             return None;
         }
         Some(ConfirmationClaim {
@@ -140,20 +148,27 @@ mod tests {
     fn a_confirmation_token_round_trips() {
         let id = Uuid::new_v4();
         let issued = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
-        let token = key("k1").confirmation_token(id, issued);
-        let claim = key("k1").parse_confirmation_token(&token).unwrap();
+        let token = key("k1").confirmation_token(id, "nonce-a", issued);
+        assert_eq!(TokenKey::confirmation_token_subscriber(&token), Some(id));
+        let claim = key("k1").verify_confirmation_token(&token, "nonce-a").unwrap();
         assert_eq!(claim, ConfirmationClaim { subscriber_id: id, issued_at: issued });
+    }
+
+    #[test]
+    fn a_confirmation_token_is_tied_to_the_nonce() {
+        let token = key("k1").confirmation_token(Uuid::new_v4(), "nonce-a", Utc::now());
+        assert!(key("k1").verify_confirmation_token(&token, "nonce-b").is_none());
     }
 
     #[test]
     fn a_token_signed_with_another_key_or_tampered_with_is_rejected() {
         let id = Uuid::new_v4();
-        let token = key("k1").confirmation_token(id, Utc::now());
-        assert!(key("k2").parse_confirmation_token(&token).is_none());
+        let token = key("k1").confirmation_token(id, "n", Utc::now());
+        assert!(key("k2").verify_confirmation_token(&token, "n").is_none());
         let later = token.replacen('.', ".9", 1);
-        assert!(key("k1").parse_confirmation_token(&later).is_none());
+        assert!(key("k1").verify_confirmation_token(&later, "n").is_none());
         for junk in ["", ".", "..", "a.b.c", "a.b.c.d", &format!("{token}.x")] {
-            assert!(key("k1").parse_confirmation_token(junk).is_none(), "{junk:?}");
+            assert!(key("k1").verify_confirmation_token(junk, "n").is_none(), "{junk:?}");
         }
     }
 

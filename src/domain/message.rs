@@ -13,6 +13,7 @@ use super::Watchlist;
 pub enum MessageKind {
     Confirmation,
     Welcome,
+    PreferencesLink,
     Digest,
     Alert,
 }
@@ -22,6 +23,7 @@ impl MessageKind {
         match self {
             Self::Confirmation => "confirmation",
             Self::Welcome => "welcome",
+            Self::PreferencesLink => "preferences_link",
             Self::Digest => "digest",
             Self::Alert => "alert",
         }
@@ -37,6 +39,8 @@ pub enum Message {
     Confirmation(ConfirmationRequest),
     /// Sent once a reader confirms.
     Welcome(Welcome),
+    /// A confirmed reader's preferences link, asked for by using their confirmation link again.
+    PreferencesLink(PreferencesLink),
     /// A reader's share of a digest edition (the edition holds the stories).
     Digest(DigestDue),
     /// A price move past the reader's threshold.
@@ -52,6 +56,9 @@ pub struct ConfirmationRequest {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Welcome {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PreferencesLink {}
 
 /// What one reader is due from their digest's edition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +92,7 @@ impl Message {
         match self {
             Self::Confirmation(_) => MessageKind::Confirmation,
             Self::Welcome(_) => MessageKind::Welcome,
+            Self::PreferencesLink(_) => MessageKind::PreferencesLink,
             Self::Digest(_) => MessageKind::Digest,
             Self::Alert(_) => MessageKind::Alert,
         }
@@ -95,6 +103,7 @@ impl Message {
         let payload = match self {
             Self::Confirmation(request) => serde_json::to_string(request),
             Self::Welcome(welcome) => serde_json::to_string(welcome),
+            Self::PreferencesLink(link) => serde_json::to_string(link),
             Self::Digest(due) => serde_json::to_string(due),
             Self::Alert(alert) => serde_json::to_string(alert),
         };
@@ -130,6 +139,7 @@ mod tests {
         let messages = [
             Message::Confirmation(ConfirmationRequest { issued_at: at }),
             Message::Welcome(Welcome {}),
+            Message::PreferencesLink(PreferencesLink {}),
             Message::Digest(DigestDue {
                 since: at,
                 confirmed_at: at,

@@ -9,7 +9,7 @@ mod subscriber_name;
 mod ticker;
 
 pub use listing::{Exchange, Listing, exchange_from_prefix};
-pub use message::{ConfirmationRequest, DigestDue, Message, MessageKind, PriceAlert, Welcome};
+pub use message::{ConfirmationRequest, DigestDue, Message, MessageKind, PreferencesLink, PriceAlert, Welcome};
 pub use preferences::{AlertThreshold, DigestFrequency};
 pub use subscriber::{Subscriber, SubscriberStatus};
 pub use subscriber_email::SubscriberEmail;

@@ -11,7 +11,7 @@ use super::digest::compose;
 use crate::domain::{Message, Watchlist};
 use crate::mailer::{
     DigestEdition, Email, EmailContent, EmailLinks, alert_content, confirmation_content, digest_content, digest_email,
-    welcome_content,
+    preferences_link_content, welcome_content,
 };
 use crate::store::EditionContent;
 use crate::tokens::TokenKey;
@@ -79,10 +79,11 @@ impl Renderer<'_> {
         let manage_token = || self.tokens.manage_token(reader.id, reader.token_nonce);
         let content = match message {
             Message::Confirmation(request) => {
-                let token = self.tokens.confirmation_token(reader.id, request.issued_at);
+                let token = self.tokens.confirmation_token(reader.id, reader.token_nonce, request.issued_at);
                 confirmation_content(links, reader.name, &token, self.confirmation_expiry(request.issued_at))
             }
             Message::Welcome(_) => welcome_content(links, reader.name, &manage_token(), &reader.watchlist.to_string()),
+            Message::PreferencesLink(_) => preferences_link_content(links, reader.name, &manage_token()),
             Message::Digest(due) => {
                 let edition = edition.ok_or_else(|| RenderError::Failed("the digest's edition is gone".into()))?;
                 let digest = compose(&edition.content, due);

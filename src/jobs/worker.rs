@@ -714,7 +714,9 @@ impl DeliveryWorker {
                 (renderer.confirmation_expiry(request.issued_at) <= Utc::now())
                     .then(|| "the confirmation link expired before it could be sent".into())
             }
-            Message::Welcome(_) => (subscriber.status != SubscriberStatus::Confirmed).then(no_longer),
+            Message::Welcome(_) | Message::PreferencesLink(_) => {
+                (subscriber.status != SubscriberStatus::Confirmed).then(no_longer)
+            }
             Message::Digest(_) => {
                 if subscriber.status != SubscriberStatus::Confirmed {
                     return Some(no_longer());
@@ -833,8 +835,8 @@ mod tests {
         let failures = std::cell::Cell::new(0);
         let flaky = || {
             failures.set(failures.get() + 1);
-            let failed = failures.get() <= 3;
-            async move { if failed { Err(StoreError::Unavailable("down".into())) } else { Ok(failures.get()) } }
+            let count = failures.get();
+            async move { if count <= 3 { Err(StoreError::Unavailable("down".into())) } else { Ok(count) } }
         };
         let lease_until = Instant::now() + Duration::from_secs(5);
         assert_eq!(retrying(lease_until, flaky).await.unwrap(), 4, "three failures, then it took");

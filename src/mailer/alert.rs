@@ -1,7 +1,5 @@
 //! The price alert email: bulk mail like the digest, one move per message.
 
-use super::Email;
-
 use super::messages::{EmailContent, EmailLinks, render, two_part_templates};
 use crate::domain::PriceAlert;
 
@@ -21,17 +19,6 @@ struct AlertView<'a> {
 }
 
 two_part_templates!(AlertView, AlertHtml = "email/alert.html", AlertText = "email/alert.txt");
-
-pub fn alert_email(
-    links: &EmailLinks,
-    to: &str,
-    message_id: String,
-    name: &str,
-    manage_token: &str,
-    alert: &PriceAlert,
-) -> Result<Email, String> {
-    alert_content(links, name, manage_token, alert)?.into_message(links, to, message_id)
-}
 
 pub fn alert_content(
     links: &EmailLinks,

@@ -81,6 +81,20 @@ struct WelcomeText<'a> {
     watchlist: &'a str,
 }
 
+/// What both parts of the preferences-link email show.
+struct PreferencesLinkView<'a> {
+    site_name: &'a str,
+    name: &'a str,
+    preferences_url: &'a str,
+    unsubscribe_url: &'a str,
+}
+
+two_part_templates!(
+    PreferencesLinkView,
+    PreferencesLinkHtml = "email/preferences_link.html",
+    PreferencesLinkText = "email/preferences_link.txt"
+);
+
 /// An email before it is addressed: what a preview shows, and what a message is made of.
 #[derive(Debug, Clone)]
 pub struct EmailContent {
@@ -119,17 +133,6 @@ impl EmailContent {
     }
 }
 
-pub fn confirmation_email(
-    links: &EmailLinks,
-    to: &str,
-    message_id: String,
-    name: &str,
-    token: &str,
-    expires_at: DateTime<Utc>,
-) -> Result<Email, String> {
-    confirmation_content(links, name, token, expires_at)?.into_message(links, to, message_id)
-}
-
 pub fn confirmation_content(
     links: &EmailLinks,
     name: &str,
@@ -146,17 +149,6 @@ pub fn confirmation_content(
         html: render(&html)?,
         list: None,
     })
-}
-
-pub fn welcome_email(
-    links: &EmailLinks,
-    to: &str,
-    message_id: String,
-    name: &str,
-    manage_token: &str,
-    watchlist: &str,
-) -> Result<Email, String> {
-    welcome_content(links, name, manage_token, watchlist)?.into_message(links, to, message_id)
 }
 
 pub fn welcome_content(
@@ -184,6 +176,24 @@ pub fn welcome_content(
         subject: format!("Welcome to {}", links.site_name),
         text: render(&text)?,
         html: render(&html)?,
+        list: None,
+    })
+}
+
+/// A confirmed reader's preferences link, sent when their confirmation link
+/// is used again (transactional: no one-click header).
+pub fn preferences_link_content(links: &EmailLinks, name: &str, manage_token: &str) -> Result<EmailContent, String> {
+    let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
+    let view = PreferencesLinkView {
+        site_name: &links.site_name,
+        name,
+        preferences_url: &preferences_url,
+        unsubscribe_url: &unsubscribe_url,
+    };
+    Ok(EmailContent {
+        subject: format!("Your {} preferences", links.site_name),
+        text: render(&PreferencesLinkText(&view))?,
+        html: render(&PreferencesLinkHtml(&view))?,
         list: None,
     })
 }

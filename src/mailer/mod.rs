@@ -15,13 +15,11 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-pub use alert::{alert_content, alert_email};
+pub use alert::alert_content;
 pub use digest::{DigestEdition, digest_content, digest_email};
 pub use dkim::DkimSigner;
 pub use email::Email;
-pub use messages::{
-    EmailContent, EmailLinks, confirmation_content, confirmation_email, welcome_content, welcome_email,
-};
+pub use messages::{EmailContent, EmailLinks, confirmation_content, preferences_link_content, welcome_content};
 
 use crate::config::MailTransportSettings;
 use smtp::SmtpPool;

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{ConsentRecord, Store, StoreError, StoreResult, in_transaction, now, on_reader};
+use super::subscribers::insert_consent;
+use super::{ConsentRecord, Store, StoreResult, in_transaction, now, on_reader};
 use crate::domain::{Subscriber, SubscriberEmail, SubscriberName, SubscriberStatus, Watchlist};
 use crate::tokens::new_nonce;
 
@@ -40,11 +41,11 @@ pub struct DeliveryRecord {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-/// One reader, their consent record, and their latest deliveries.
+/// One reader, every consent they gave (newest first), and their latest deliveries.
 #[derive(Debug, Clone)]
 pub struct SubscriberRecord {
     pub subscriber: Subscriber,
-    pub consent: Option<ConsentRecord>,
+    pub consents: Vec<ConsentRecord>,
     pub deliveries: Vec<DeliveryRecord>,
 }
 
@@ -78,16 +79,15 @@ impl Store {
         Ok(found)
     }
 
-    /// One reader as an admin sees them: preferences, consent record and
+    /// One reader as an admin sees them: preferences, consent records and
     /// latest deliveries; `None` when there is no such reader.
     pub async fn subscriber_record(&self, id: Uuid) -> StoreResult<Option<SubscriberRecord>> {
         let Some(subscriber) = self.subscriber(id).await? else {
             return Ok(None);
         };
-        let email = SubscriberEmail::parse(&subscriber.email).map_err(StoreError::Corrupt)?;
-        let consent = self.consent_record(&email).await?;
+        let consents = self.consents(id).await?;
         let deliveries = self.subscriber_history(id).await?;
-        Ok(Some(SubscriberRecord { subscriber, consent, deliveries }))
+        Ok(Some(SubscriberRecord { subscriber, consents, deliveries }))
     }
 
     /// A reader's deliveries, newest first.
@@ -113,11 +113,11 @@ impl Store {
         let added = in_transaction!(self, |tx| {
             let mut added = 0;
             for reader in readers {
-                added += sqlx::query(
-                    "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, consent_at, \
-                         consent_source, created_at, updated_at, confirmed_at) \
-                     VALUES ($1, $2, $3, 'confirmed', $4, $5, $6, 'import', $6, $6, $6) \
-                     ON CONFLICT (email) DO NOTHING",
+                let inserted: Option<Uuid> = sqlx::query_scalar(
+                    "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, \
+                         created_at, updated_at, confirmed_at) \
+                     VALUES ($1, $2, $3, 'confirmed', $4, $5, $6, $6, $6) \
+                     ON CONFLICT (email) DO NOTHING RETURNING id",
                 )
                 .bind(Uuid::new_v4())
                 .bind(reader.email.as_str())
@@ -125,9 +125,12 @@ impl Store {
                 .bind(reader.watchlist.to_stored())
                 .bind(new_nonce())
                 .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(id) = inserted {
+                    insert_consent!(&mut *tx, id, now, None::<&str>, None::<&str>, "import");
+                    added += 1;
+                }
             }
             added
         });
@@ -135,7 +138,7 @@ impl Store {
     }
 
     /// Erases a reader and all their personal data (GDPR): their row, consent
-    /// record and alert state go; their deliveries stay, for the statistics,
+    /// records and alert state go (the last two by cascade); their deliveries stay, for the statistics,
     /// without an address or content. Returns whether there was such a reader.
     pub async fn erase_subscriber(&self, id: Uuid) -> StoreResult<bool> {
         let erased = in_transaction!(self, |tx| {

@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -6,8 +7,8 @@ use uuid::Uuid;
 use super::deliveries::queue_message;
 use super::{Store, StoreError, StoreResult, in_transaction, now, on_reader, on_writer};
 use crate::domain::{
-    AlertThreshold, ConfirmationRequest, DigestFrequency, Message, Subscriber, SubscriberEmail, SubscriberName,
-    SubscriberStatus, Watchlist, Welcome,
+    AlertThreshold, ConfirmationRequest, DigestFrequency, Message, PreferencesLink, Subscriber, SubscriberEmail,
+    SubscriberName, SubscriberStatus, Watchlist, Welcome,
 };
 use crate::tokens::new_nonce;
 
@@ -36,7 +37,11 @@ pub enum SignupOutcome {
 pub enum ConfirmOutcome {
     /// Confirmed now, and a welcome email queued.
     Confirmed,
-    AlreadyConfirmed,
+    /// Confirmed before: their preferences link is emailed to them (unless it
+    /// was within the resend interval), never shown to whoever holds the link.
+    AlreadyConfirmed {
+        preferences_link_queued: bool,
+    },
     /// Unsubscribed or bounced since the link was sent.
     NoLongerSubscribed,
     NotFound,
@@ -51,18 +56,33 @@ pub struct PreferencesUpdate {
     pub alerts_enabled: bool,
 }
 
-/// When, from where and how a subscriber gave their consent.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// When, from where and how a subscriber gave their consent, once.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct ConsentRecord {
-    #[sqlx(rename = "consent_at")]
     pub at: DateTime<Utc>,
-    #[sqlx(rename = "consent_ip")]
     pub ip: Option<String>,
-    #[sqlx(rename = "consent_user_agent")]
     pub user_agent: Option<String>,
-    #[sqlx(rename = "consent_source")]
     pub source: String,
 }
+
+/// Records one consent inside a transaction: `insert_consent!(executor,
+/// subscriber_id, at, ip, user_agent, source)`.
+macro_rules! insert_consent {
+    ($executor:expr, $subscriber_id:expr, $at:expr, $ip:expr, $user_agent:expr, $source:expr) => {
+        sqlx::query(
+            "INSERT INTO consents (id, subscriber_id, at, ip, user_agent, source) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(Uuid::new_v4())
+        .bind($subscriber_id)
+        .bind($at)
+        .bind($ip)
+        .bind($user_agent)
+        .bind($source)
+        .execute($executor)
+        .await?
+    };
+}
+pub(super) use insert_consent;
 
 #[derive(sqlx::FromRow)]
 pub(super) struct SubscriberRow {
@@ -119,8 +139,10 @@ impl Store {
     /// Records sign-ups and, in the same transaction, queues their
     /// confirmation emails: new addresses and those that had left become
     /// pending; a pending address is refreshed; a confirmed one is left alone.
-    /// A confirmation is queued unless one was sent within `resend_interval`.
-    /// One transaction serves the whole slice (see `SignupWriter`).
+    /// A confirmation is queued unless one was sent within `resend_interval`,
+    /// or earlier in this slice; queuing one gives the reader a new nonce, so
+    /// older links stop working, and suppresses older ones still queued. One
+    /// transaction serves the whole slice (see `SignupWriter`).
     pub async fn record_signups(
         &self,
         signups: &[&SignupRecord],
@@ -130,30 +152,30 @@ impl Store {
         let resend_cutoff = now - resend_interval;
         let outcomes = in_transaction!(self, |tx| {
             let mut outcomes = Vec::with_capacity(signups.len());
+            // The whole slice shares `now`, so a repeat in it would look as if
+            // it had just queued its own confirmation.
+            let mut asked_in_slice = HashSet::new();
             for signup in signups {
+                let may_ask = !asked_in_slice.contains(signup.email.as_str());
                 let row: Option<(Uuid, bool)> = sqlx::query_as(
-                    "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, consent_at, \
-                     consent_ip, consent_user_agent, consent_source, confirmation_sent_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $6, $6, $6) \
+                    "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, \
+                     confirmation_sent_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6, $6) \
                  ON CONFLICT (email) DO UPDATE SET \
-                     token_nonce = CASE WHEN subscribers.status = 'pending' \
-                         THEN subscribers.token_nonce ELSE excluded.token_nonce END, \
-                     confirmation_sent_at = CASE WHEN subscribers.status <> 'pending' \
-                         OR subscribers.confirmation_sent_at IS NULL \
-                         OR subscribers.confirmation_sent_at <= $10 \
+                     token_nonce = CASE WHEN $8 AND (subscribers.status <> 'pending' \
+                         OR subscribers.confirmation_sent_at IS NULL OR subscribers.confirmation_sent_at <= $7) \
+                         THEN excluded.token_nonce ELSE subscribers.token_nonce END, \
+                     confirmation_sent_at = CASE WHEN $8 AND (subscribers.status <> 'pending' \
+                         OR subscribers.confirmation_sent_at IS NULL OR subscribers.confirmation_sent_at <= $7) \
                          THEN excluded.confirmation_sent_at ELSE subscribers.confirmation_sent_at END, \
                      status = 'pending', \
                      name = excluded.name, \
                      tickers = excluded.tickers, \
-                     consent_at = excluded.consent_at, \
-                     consent_ip = excluded.consent_ip, \
-                     consent_user_agent = excluded.consent_user_agent, \
-                     consent_source = excluded.consent_source, \
                      confirmed_at = NULL, \
                      unsubscribed_at = NULL, \
                      updated_at = excluded.updated_at \
                  WHERE subscribers.status <> 'confirmed' \
-                 RETURNING id, confirmation_sent_at = $6",
+                 RETURNING id, token_nonce = $5",
                 )
                 .bind(Uuid::new_v4())
                 .bind(signup.email.as_str())
@@ -161,16 +183,34 @@ impl Store {
                 .bind(signup.watchlist.to_stored())
                 .bind(new_nonce())
                 .bind(now)
-                .bind(signup.consent_ip.as_deref())
-                .bind(signup.consent_user_agent.as_deref())
-                .bind(&signup.consent_source)
                 .bind(resend_cutoff)
+                .bind(may_ask)
                 .fetch_optional(&mut *tx)
                 .await?;
+                if let Some((subscriber_id, _)) = row {
+                    insert_consent!(
+                        &mut *tx,
+                        subscriber_id,
+                        now,
+                        signup.consent_ip.as_deref(),
+                        signup.consent_user_agent.as_deref(),
+                        &signup.consent_source
+                    );
+                }
                 outcomes.push(match row {
                     None => SignupOutcome::AlreadyConfirmed,
                     Some((subscriber_id, false)) => SignupOutcome::RecentlyAsked { subscriber_id },
                     Some((subscriber_id, true)) => {
+                        asked_in_slice.insert(signup.email.as_str());
+                        sqlx::query(
+                            "UPDATE deliveries SET status = 'suppressed', \
+                                 last_error = 'superseded by a newer sign-up', updated_at = $2 \
+                             WHERE subscriber_id = $1 AND kind = 'confirmation' AND status = 'queued'",
+                        )
+                        .bind(subscriber_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                         queue_message!(
                             &mut *tx,
                             Some(subscriber_id),
@@ -217,29 +257,67 @@ impl Store {
         Ok(queued)
     }
 
-    /// Confirms a pending subscriber and queues their welcome email.
-    pub async fn confirm_subscriber(&self, subscriber_id: Uuid) -> StoreResult<ConfirmOutcome> {
+    /// Confirms a pending subscriber and queues their welcome email, if their
+    /// nonce is still the one the link was made with (checked here, so a
+    /// sign-up committing meanwhile cannot be confirmed by an older link).
+    /// One confirmed already is emailed their preferences link instead, at
+    /// most once per `resend_interval`.
+    pub async fn confirm_subscriber(
+        &self,
+        subscriber_id: Uuid,
+        token_nonce: &str,
+        resend_interval: Duration,
+    ) -> StoreResult<ConfirmOutcome> {
         let now = now();
         let outcome = in_transaction!(self, |tx| {
             let confirmed: Option<String> = sqlx::query_scalar(
-                "UPDATE subscribers SET status = 'confirmed', confirmed_at = $2, updated_at = $2 \
-                 WHERE id = $1 AND status = 'pending' RETURNING email",
+                "UPDATE subscribers SET status = 'confirmed', confirmed_at = $3, updated_at = $3 \
+                 WHERE id = $1 AND status = 'pending' AND token_nonce = $2 RETURNING email",
             )
             .bind(subscriber_id)
+            .bind(token_nonce)
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
+            let link_due: Option<String> = match confirmed {
+                Some(_) => None,
+                None => {
+                    sqlx::query_scalar(
+                        "UPDATE subscribers SET preferences_link_sent_at = $3 \
+                         WHERE id = $1 AND token_nonce = $2 AND status = 'confirmed' \
+                           AND (preferences_link_sent_at IS NULL OR preferences_link_sent_at <= $4) \
+                         RETURNING email",
+                    )
+                    .bind(subscriber_id)
+                    .bind(token_nonce)
+                    .bind(now)
+                    .bind(now - resend_interval)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                }
+            };
             if let Some(email) = &confirmed {
                 queue_message!(&mut *tx, Some(subscriber_id), email, &Message::Welcome(Welcome {}), now);
                 ConfirmOutcome::Confirmed
+            } else if let Some(email) = &link_due {
+                queue_message!(
+                    &mut *tx,
+                    Some(subscriber_id),
+                    email,
+                    &Message::PreferencesLink(PreferencesLink {}),
+                    now
+                );
+                ConfirmOutcome::AlreadyConfirmed { preferences_link_queued: true }
             } else {
-                let status: Option<String> = sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1")
-                    .bind(subscriber_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let status: Option<String> =
+                    sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1 AND token_nonce = $2")
+                        .bind(subscriber_id)
+                        .bind(token_nonce)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 match status.as_deref() {
                     None => ConfirmOutcome::NotFound,
-                    Some("confirmed") => ConfirmOutcome::AlreadyConfirmed,
+                    Some("confirmed") => ConfirmOutcome::AlreadyConfirmed { preferences_link_queued: false },
                     Some(_) => ConfirmOutcome::NoLongerSubscribed,
                 }
             }
@@ -318,16 +396,17 @@ impl Store {
         row.map(Subscriber::try_from).transpose()
     }
 
-    pub async fn consent_record(&self, email: &SubscriberEmail) -> StoreResult<Option<ConsentRecord>> {
-        let record = on_reader!(self, |pool| {
+    /// Every consent a subscriber gave, newest first.
+    pub async fn consents(&self, subscriber_id: Uuid) -> StoreResult<Vec<ConsentRecord>> {
+        let records = on_reader!(self, |pool| {
             sqlx::query_as(
-                "SELECT consent_at, consent_ip, consent_user_agent, consent_source FROM subscribers WHERE email = $1",
+                "SELECT at, ip, user_agent, source FROM consents WHERE subscriber_id = $1 ORDER BY at DESC, id",
             )
-            .bind(email.as_str())
-            .fetch_optional(pool)
+            .bind(subscriber_id)
+            .fetch_all(pool)
             .await
         })?;
-        Ok(record)
+        Ok(records)
     }
 
     /// Number of subscribers in each status.

@@ -16,7 +16,7 @@ impl TestApp {
 #[tokio::test]
 async fn an_admin_finds_a_reader_sees_their_record_and_erases_them() {
     let app = spawn_app().await;
-    app.sign_up_and_confirm("Ann.Smith@example.com").await;
+    app.sign_up_and_confirm("ann.smith@example.com").await;
     app.sign_up("bob@example.com").await;
     app.wait_until_outbox_idle().await;
 
@@ -32,7 +32,7 @@ async fn an_admin_finds_a_reader_sees_their_record_and_erases_them() {
     assert_ne!(first_page["subscribers"][0]["email"], second_page["subscribers"][0]["email"]);
 
     let record: Value = app.admin_get(&format!("/admin/api/subscribers/{id}")).await.json().await.unwrap();
-    assert_eq!(record["consent"]["source"], "form");
+    assert_eq!(record["consents"][0]["source"], "form");
     assert_eq!(record["tickers"], "NOK,AAPL");
     let kinds: Vec<&str> =
         record["deliveries"].as_array().unwrap().iter().map(|d| d["kind"].as_str().unwrap()).collect();
@@ -42,6 +42,8 @@ async fn an_admin_finds_a_reader_sees_their_record_and_erases_them() {
     assert_eq!(erase.send().await.unwrap().status(), 204);
     assert_eq!(app.admin_get(&format!("/admin/api/subscribers/{id}")).await.status(), 404);
     assert_eq!(app.find("email=ann").await["subscribers"], json!([]));
+    let uuid = uuid::Uuid::parse_str(&id).unwrap();
+    assert!(app.store.consents(uuid).await.unwrap().is_empty(), "the consent records go too");
     let stats: Value = app.get_admin_stats(Some(TEST_ADMIN_TOKEN)).await.json().await.unwrap();
     let sent: i64 = stats["deliveries"].as_array().unwrap().iter().map(|d| d["count"].as_i64().unwrap()).sum();
     assert_eq!(sent, 3, "the erased reader's deliveries still count: {stats}");
@@ -161,4 +163,71 @@ async fn an_import_adds_consenting_readers_reports_bad_rows_and_never_resubscrib
         .await
         .unwrap();
     assert_eq!(no_email_column.status(), 400);
+}
+
+#[tokio::test]
+async fn an_import_in_other_letter_case_does_not_re_subscribe_a_reader_who_left() {
+    let app = spawn_app().await;
+    app.sign_up_and_confirm("ann@x.com").await;
+    let id = app.find("email=ann").await["subscribers"][0]["id"].as_str().unwrap().to_string();
+    let unsubscribe = app
+        .client
+        .post(format!("{}/admin/api/subscribers/{id}/unsubscribe", app.address))
+        .bearer_auth(TEST_ADMIN_TOKEN);
+    assert_eq!(unsubscribe.send().await.unwrap().status(), 200);
+    let response = app
+        .client
+        .post(format!("{}/admin/api/subscribers/import?consent=yes", app.address))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .body("email\nANN@X.COM\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!((report["imported"].as_u64(), report["already_known"].as_u64()), (Some(0), Some(1)), "{report}");
+    let found = app.find("").await;
+    assert_eq!(found["subscribers"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found["subscribers"][0]["status"], "unsubscribed");
+}
+
+#[tokio::test]
+async fn two_signups_of_one_address_leave_two_consent_records_listed_by_the_api_and_the_page() {
+    let app = spawn_app().await;
+    let embedded = app
+        .client
+        .post(format!("{}/subscriptions", app.address))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Origin", "https://blog.example.org")
+        .body("email=twice%40example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(embedded.status(), 200);
+    let id = app.find("email=twice").await["subscribers"][0]["id"].as_str().unwrap().to_string();
+    let unsubscribe = app
+        .client
+        .post(format!("{}/admin/api/subscribers/{id}/unsubscribe", app.address))
+        .bearer_auth(TEST_ADMIN_TOKEN);
+    assert_eq!(unsubscribe.send().await.unwrap().status(), 200);
+    let again = app
+        .client
+        .post(format!("{}/subscriptions", app.address))
+        .header("User-Agent", "ConsentTest/2.0")
+        .json(&json!({"email": "twice@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 202);
+
+    let record = app.admin_get_json(&format!("/admin/api/subscribers/{id}")).await;
+    let consents = record["consents"].as_array().unwrap_or_else(|| panic!("no consents list: {record}"));
+    let sources: Vec<&str> = consents.iter().map(|c| c["source"].as_str().unwrap()).collect();
+    assert_eq!(sources, ["api", "embedded form at https://blog.example.org"], "newest first");
+    assert_eq!(consents[0]["user_agent"], "ConsentTest/2.0");
+    assert_eq!(consents[1]["ip"], "127.0.0.1");
+
+    let admin = app.log_in_as_admin().await;
+    let page = admin.get_text(&format!("/admin/subscribers/{id}")).await;
+    assert!(page.contains("embedded form at https://blog.example.org") && page.contains("ConsentTest/2.0"), "{page}");
 }

@@ -132,9 +132,9 @@ async fn the_form_embedded_on_another_site_posts_across_origins_and_lands_on_the
     let heading = browser.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
     assert_eq!(heading, "Check your inbox");
     app.smtp.wait_for_mail_to("embedded@example.com").await;
-    let consent =
-        app.store.consent_record(&SubscriberEmail::parse("embedded@example.com").unwrap()).await.unwrap().unwrap();
-    assert_eq!(consent.source, format!("embedded form at {other_site}"));
+    let reader = app.store.subscriber_by_email(&SubscriberEmail::parse("embedded@example.com").unwrap()).await.unwrap();
+    let consents = app.store.consents(reader.unwrap().id).await.unwrap();
+    assert_eq!(consents[0].source, format!("embedded form at {other_site}"));
     browser.close().await.unwrap();
 }
 

@@ -365,7 +365,8 @@ async fn a_server_told_to_stop_finishes_what_is_on_the_wire_and_puts_back_the_re
     assert_eq!(count("sent") as usize, smtp.mails().len(), "what went out is recorded: {counts:?}");
     assert_eq!(count("queued") + count("sent"), 20, "{counts:?}");
     let mut db = RawDb::connect(&database).await;
-    let used = db.fetch_i64("SELECT CAST(COALESCE(MAX(attempts), 0) AS BIGINT) FROM deliveries WHERE status = 'queued'").await;
+    let used =
+        db.fetch_i64("SELECT CAST(COALESCE(MAX(attempts), 0) AS BIGINT) FROM deliveries WHERE status = 'queued'").await;
     assert_eq!(used, 0, "putting back does not use an attempt");
 }
 

@@ -106,7 +106,8 @@ async fn an_expired_confirmation_link_offers_to_send_a_new_one() {
     let subscriber =
         app.store.subscriber_by_email(&SubscriberEmail::parse("late@example.com").unwrap()).await.unwrap().unwrap();
     let key = TokenKey::new(SecretString::from(TEST_SECRET_KEY));
-    let expired = key.confirmation_token(subscriber.id, Utc::now() - chrono::Duration::days(8));
+    let expired =
+        key.confirmation_token(subscriber.id, &subscriber.token_nonce, Utc::now() - chrono::Duration::days(8));
 
     let page = app.get_confirm(&expired).await;
     assert_eq!(page.status(), 410);
@@ -127,7 +128,8 @@ async fn an_expired_link_resends_a_confirmation_once_the_interval_has_passed() {
     let subscriber =
         app.store.subscriber_by_email(&SubscriberEmail::parse("later@example.com").unwrap()).await.unwrap().unwrap();
     let key = TokenKey::new(SecretString::from(TEST_SECRET_KEY));
-    let expired = key.confirmation_token(subscriber.id, Utc::now() - chrono::Duration::days(8));
+    let expired =
+        key.confirmation_token(subscriber.id, &subscriber.token_nonce, Utc::now() - chrono::Duration::days(8));
     assert_eq!(app.post_resend_confirmation(&expired).await.status(), 200);
     let mails = app.smtp.wait_for_mails_to("later@example.com", 2, Duration::from_secs(10)).await;
     let fresh = app.token_from(&mails[1], "confirm");
@@ -153,14 +155,66 @@ async fn forged_or_mangled_tokens_get_a_404_page_and_change_nothing() {
 }
 
 #[tokio::test]
-async fn confirming_twice_shows_the_welcome_page_again_and_sends_one_welcome() {
+async fn confirming_again_emails_the_preferences_link_instead_of_showing_it() {
     let app = spawn_app().await;
     let confirmation = app.sign_up("twice@example.com").await;
     let token = app.token_from(&confirmation, "confirm");
-    assert_eq!(app.post_confirm(&token).await.status(), 200);
+    let first = app.post_confirm(&token).await;
+    assert_eq!(first.status(), 200);
+    assert!(first.text().await.unwrap().contains("/preferences/"), "the one who confirms gets the link");
+
+    // Whoever holds the old link later does not see the reader's preferences link.
+    let again = app.post_confirm(&token).await;
+    assert_eq!(again.status(), 200);
+    let page = again.text().await.unwrap();
+    assert!(page.contains("already confirmed") && page.contains("emailed you a link to your preferences"), "{page}");
+    assert!(!page.contains("/preferences/"), "{page}");
+    let mails = app.smtp.wait_for_mails_to("twice@example.com", 3, Duration::from_secs(10)).await;
+    let link =
+        mails.iter().find(|m| m.header("Subject").unwrap().contains("preferences")).expect("a preferences email");
+    assert!(link.header("List-Unsubscribe-Post").is_none(), "transactional mail has no one-click header");
+    let manage_token = app.token_from(link, "preferences");
+    assert_eq!(app.get_preferences(&manage_token).await.status(), 200);
+
+    // At most one such email per resend interval.
     assert_eq!(app.post_confirm(&token).await.status(), 200);
     app.wait_until_outbox_idle().await;
-    assert_eq!(app.smtp.mails_to("twice@example.com").len(), 2);
+    let kinds: Vec<String> =
+        app.smtp.mails_to("twice@example.com").iter().map(|m| m.header("Subject").unwrap().to_string()).collect();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+}
+
+#[tokio::test]
+async fn a_confirmation_link_from_before_a_later_signup_no_longer_confirms() {
+    let app = crate::helpers::spawn_app_with(&[("CONFIRMATION_RESEND_SECONDS", "0")]).await;
+    let first = app.sign_up("again@example.com").await;
+    let old = app.token_from(&first, "confirm");
+    assert_eq!(app.post_subscriptions_form("email=again%40example.com").await.status(), 200);
+    let mails = app.smtp.wait_for_mails_to("again@example.com", 2, Duration::from_secs(10)).await;
+    let new = app.token_from(&mails[1], "confirm");
+    assert_eq!(app.get_confirm(&old).await.status(), 404);
+    assert_eq!(app.post_confirm(&old).await.status(), 404);
+    let email = SubscriberEmail::parse("again@example.com").unwrap();
+    assert_eq!(app.store.subscriber_by_email(&email).await.unwrap().unwrap().status, SubscriberStatus::Pending);
+    assert_eq!(app.post_confirm(&new).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_confirmation_link_from_before_an_unsubscribe_does_not_confirm_the_sign_up_after_it() {
+    let app = spawn_app().await;
+    let first = app.sign_up("back@example.com").await;
+    let old = app.token_from(&first, "confirm");
+    let email = SubscriberEmail::parse("back@example.com").unwrap();
+    let id = app.store.subscriber_by_email(&email).await.unwrap().unwrap().id;
+    assert!(app.store.unsubscribe(id).await.unwrap());
+    assert_eq!(app.post_confirm(&old).await.status(), 409);
+
+    assert_eq!(app.post_subscriptions_form("email=back%40example.com").await.status(), 200);
+    let mails = app.smtp.wait_for_mails_to("back@example.com", 2, Duration::from_secs(10)).await;
+    let new = app.token_from(&mails[1], "confirm");
+    assert_eq!(app.post_confirm(&old).await.status(), 404);
+    assert_eq!(app.store.subscriber_by_email(&email).await.unwrap().unwrap().status, SubscriberStatus::Pending);
+    assert_eq!(app.post_confirm(&new).await.status(), 200);
 }
 
 #[tokio::test]

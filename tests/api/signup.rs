@@ -59,7 +59,9 @@ async fn a_signup_records_the_consent() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let consent = app.store.consent_record(&SubscriberEmail::parse("cy@example.com").unwrap()).await.unwrap().unwrap();
+    let cy = app.store.subscriber_by_email(&SubscriberEmail::parse("cy@example.com").unwrap()).await.unwrap();
+    let consents = app.store.consents(cy.unwrap().id).await.unwrap();
+    let [consent] = &consents[..] else { panic!("{consents:?}") };
     assert_eq!(consent.ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(consent.user_agent.as_deref(), Some("ConsentTest/1.0"));
     assert_eq!(consent.source, "embedded form at https://blog.example.org");
@@ -240,4 +242,75 @@ async fn two_hundred_concurrent_signups_give_no_5xx_and_one_subscriber_per_addre
     assert_eq!(counts, vec![(SubscriberStatus::Pending, 101)]);
     app.wait_until_outbox_idle().await;
     assert_eq!(app.smtp.mails_to("same@example.com").len(), 1);
+}
+
+#[tokio::test]
+async fn addresses_the_mailer_cannot_send_or_that_could_deceive_a_reader_are_refused_with_422() {
+    let app = spawn_app().await;
+    for bad in [
+        "\"a>b\"@x.com",
+        "lit@[127.0.0.1]",
+        "ann\u{200B}@example.com",
+        "ann@exa\u{200D}mple.com",
+        "ann@example.com\u{202E}",
+        "\u{FEFF}ann@example.com",
+        "an\u{AD}n@example.com",
+        "ann@bü\u{AD}cher.example",
+        "ann\u{2066}@example.com",
+        "ann\u{3164}@example.com",
+        "jörg@example.com",
+        "ann@exam_ple.com",
+    ] {
+        let response = app.post_subscriptions_form(&format!("email={}", urlencode(bad))).await;
+        assert_eq!(response.status(), 422, "{bad:?}");
+        assert!(response.text().await.unwrap().contains("email address"), "{bad:?}: no message");
+        let response = app.post_subscriptions_json(&json!({ "email": bad })).await;
+        assert_eq!(response.status(), 422, "{bad:?}");
+        let error: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(error["field"], "email", "{bad:?}");
+    }
+    assert_eq!(app.store.subscriber_counts().await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn an_international_domain_is_accepted_and_stored_and_mailed_as_punycode() {
+    let app = spawn_app().await;
+    let response = app.post_subscriptions_form(&format!("email={}", urlencode("Ann@Bücher.example"))).await;
+    assert_eq!(response.status(), 200);
+    let found = app.store.find_subscribers("", None, "", 10).await.unwrap();
+    let emails: Vec<&str> = found.iter().map(|s| s.email.as_str()).collect();
+    assert_eq!(emails, ["ann@xn--bcher-kva.example"]);
+    app.smtp.wait_for_mail_to("ann@xn--bcher-kva.example").await;
+}
+
+#[tokio::test]
+async fn signing_up_in_other_letter_case_after_leaving_does_not_make_a_second_reader() {
+    let app = spawn_app().await;
+    let welcome = app.sign_up_and_confirm("ann@x.com").await;
+    let token = app.token_from(&welcome, "unsubscribe");
+    assert_eq!(app.post_one_click_unsubscribe(&token).await.status(), 200);
+    let response = app.post_subscriptions_form("email=ANN%40X.COM").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.store.subscriber_counts().await.unwrap(), vec![(SubscriberStatus::Pending, 1)]);
+    let mails = app.smtp.wait_for_mails_to("ann@x.com", 3, Duration::from_secs(10)).await;
+    assert!(mails[2].header("Subject").unwrap().starts_with("Confirm"), "the one reader is asked again");
+}
+
+#[tokio::test]
+async fn twenty_concurrent_identical_signups_send_one_confirmation() {
+    let app = spawn_app().await;
+    // Other sign-ups first keep the writer busy, so the identical ones queue
+    // up behind them and land in one batch.
+    let others = (0..50).map(|i| format!("email=other{i}%40example.com"));
+    let bodies: Vec<String> = others.chain((0..20).map(|_| "email=rush%40example.com".to_string())).collect();
+    let requests = bodies.iter().map(|body| app.post_subscriptions_form(body));
+    let statuses = futures_util::future::join_all(requests).await;
+    assert!(statuses.iter().all(|r| r.status() == 200));
+    assert_eq!(app.store.subscriber_counts().await.unwrap(), vec![(SubscriberStatus::Pending, 51)]);
+    app.wait_until_outbox_idle().await;
+    assert_eq!(app.smtp.mails_to("rush@example.com").len(), 1);
+    // The sink alone could miss a second one the worker suppressed.
+    let rush = app.store.subscriber_by_email(&SubscriberEmail::parse("rush@example.com").unwrap()).await.unwrap();
+    let queued = app.store.subscriber_history(rush.unwrap().id).await.unwrap();
+    assert_eq!(queued.len(), 1, "one confirmation queued: {queued:?}");
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tickermail::config::{MailTransportSettings, SmtpSecurity, SmtpSettings};
-use tickermail::mailer::{AlwaysOpen, Email, EmailLinks, Mailer, Rejection, SendError, confirmation_email};
+use tickermail::mailer::{AlwaysOpen, Email, EmailLinks, Mailer, Rejection, SendError, confirmation_content};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
@@ -141,7 +141,8 @@ fn email(to: &str) -> Email {
         dkim: None,
     };
     let expires = chrono::Utc::now() + chrono::Duration::hours(1);
-    confirmation_email(&links, to, "<1@stocknews.example>".into(), "Ann", "token", expires).unwrap()
+    let content = confirmation_content(&links, "Ann", "token", expires).unwrap();
+    content.into_message(&links, to, "<1@stocknews.example>".into()).unwrap()
 }
 
 /// Sends one message, failing the test rather than waiting on a stuck conversation.

@@ -93,3 +93,178 @@ async fn the_sqlite_and_postgres_migrations_create_the_same_tables_and_columns()
     other.migrate().await.unwrap();
     assert_eq!(columns, other.table_columns().await.unwrap());
 }
+
+fn signup_of(email: &str) -> SignupRecord {
+    SignupRecord {
+        email: SubscriberEmail::parse(email).unwrap(),
+        name: SubscriberName::default(),
+        watchlist: Watchlist::default(),
+        consent_ip: None,
+        consent_user_agent: None,
+        consent_source: "test".into(),
+    }
+}
+
+#[tokio::test]
+async fn two_identical_signups_in_one_batch_queue_one_confirmation() {
+    let store = fresh_store().await;
+    let signup = signup_of("same@example.com");
+    let outcomes = store.record_signups(&[&signup, &signup], Duration::from_secs(300)).await.unwrap();
+    let [SignupOutcome::ConfirmationQueued { subscriber_id }, SignupOutcome::RecentlyAsked { subscriber_id: again }] =
+        outcomes[..]
+    else {
+        panic!("{outcomes:?}");
+    };
+    assert_eq!(subscriber_id, again);
+    assert_eq!(store.subscriber_history(subscriber_id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_newer_signup_suppresses_the_confirmation_still_queued_for_an_older_one() {
+    let store = fresh_store().await;
+    let signup = signup_of("again@example.com");
+    let first = store.record_signups(&[&signup], Duration::ZERO).await.unwrap();
+    let second = store.record_signups(&[&signup], Duration::ZERO).await.unwrap();
+    let [SignupOutcome::ConfirmationQueued { subscriber_id }] = first[..] else { panic!("{first:?}") };
+    assert!(matches!(second[..], [SignupOutcome::ConfirmationQueued { .. }]), "{second:?}");
+    let history = store.subscriber_history(subscriber_id).await.unwrap();
+    let seen: Vec<(&str, &str, Option<&str>)> =
+        history.iter().map(|d| (d.kind.as_str(), d.status.as_str(), d.last_error.as_deref())).collect();
+    assert_eq!(
+        seen,
+        [("confirmation", "queued", None), ("confirmation", "suppressed", Some("superseded by a newer sign-up"))]
+    );
+}
+
+/// Runs `$body` with `$pool` bound to the store's (writing) pool, whichever the backend.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite { writer: $pool, .. } => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+#[tokio::test]
+async fn the_migration_merges_readers_whose_addresses_differ_only_in_letter_case() {
+    use chrono::{DateTime, Duration as Span, Utc};
+    use sqlx::migrate::Migrator;
+    use uuid::Uuid;
+
+    let store = Store::connect(&fresh_database_url().await).await.unwrap();
+    let folder = format!("migrations/{}", store.backend_name());
+    let mut before = Migrator::new(std::path::Path::new(&folder)).await.unwrap();
+    before.migrations = before.migrations.iter().filter(|m| m.version <= 20261125000007).cloned().collect();
+    on_pool!(&store, |pool| before.run(pool).await.unwrap());
+
+    // At the schema before: the consent is a cell of subscribers.
+    let t0: DateTime<Utc> = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+    let readers = [
+        ("Ann@X.com", "confirmed", 1, "form"),
+        ("ann@x.com", "unsubscribed", 2, "api"),
+        ("ANN@X.COM", "pending", 0, "import"),
+        ("bo@x.com", "pending", 3, "form"),
+        ("Cy@Y.com", "confirmed", 4, "form"),
+        ("dee@x.com", "bounced", 5, "form"),
+        ("DEE@x.com", "confirmed", 6, "form"),
+    ];
+    let ids: Vec<Uuid> = readers.iter().map(|_| Uuid::new_v4()).collect();
+    for ((email, status, hours, source), id) in readers.iter().zip(&ids) {
+        on_pool!(&store, |pool| sqlx::query(
+            "INSERT INTO subscribers (id, email, status, token_nonce, consent_at, consent_ip, consent_source, \
+                 created_at, updated_at) VALUES ($1, $2, $3, 'nonce', $4, '10.0.0.1', $5, $4, $4)"
+        )
+        .bind(id)
+        .bind(email)
+        .bind(status)
+        .bind(t0 + Span::hours(*hours))
+        .bind(source)
+        .execute(pool)
+        .await
+        .map(drop)
+        .unwrap());
+    }
+    let (edition_1, edition_2) = (Uuid::new_v4(), Uuid::new_v4());
+    for (edition, slot) in [(edition_1, "digest:1"), (edition_2, "digest:2")] {
+        on_pool!(&store, |pool| sqlx::query(
+            "INSERT INTO editions (id, kind, slot, created_at) VALUES ($1, 'digest', $2, $3)"
+        )
+        .bind(edition)
+        .bind(slot)
+        .bind(t0)
+        .execute(pool)
+        .await
+        .map(drop)
+        .unwrap());
+    }
+    // Ann@X.com and ANN@X.COM both got edition 1; ann@x.com (the one kept)
+    // and Ann@X.com both got edition 2.
+    let deliveries = [
+        (ids[0], Some(edition_1), "digest"),
+        (ids[2], Some(edition_1), "digest"),
+        (ids[0], None, "confirmation"),
+        (ids[1], Some(edition_2), "digest"),
+        (ids[0], Some(edition_2), "digest"),
+    ];
+    for (subscriber, edition, kind) in deliveries {
+        on_pool!(&store, |pool| sqlx::query(
+            "INSERT INTO deliveries (id, kind, subscriber_id, recipient, status, next_attempt_at, created_at, \
+                 updated_at, edition_id) VALUES ($1, $2, $3, 'someone', 'sent', $4, $4, $4, $5)"
+        )
+        .bind(Uuid::new_v4())
+        .bind(kind)
+        .bind(subscriber)
+        .bind(t0)
+        .bind(edition)
+        .execute(pool)
+        .await
+        .map(drop)
+        .unwrap());
+    }
+
+    store.migrate().await.unwrap();
+
+    let rows: Vec<(Uuid, String, String, DateTime<Utc>)> =
+        on_pool!(&store, |pool| sqlx::query_as("SELECT id, email, status, created_at FROM subscribers ORDER BY email")
+            .fetch_all(pool)
+            .await
+            .unwrap());
+    let seen: Vec<(&str, &str)> = rows.iter().map(|(_, email, status, _)| (email.as_str(), status.as_str())).collect();
+    assert_eq!(
+        seen,
+        [("ann@x.com", "unsubscribed"), ("bo@x.com", "pending"), ("cy@y.com", "confirmed"), ("dee@x.com", "bounced")]
+    );
+    assert_eq!(rows[0].0, ids[1], "the most restrictive row is kept");
+    assert_eq!(rows[0].3, t0, "known since the earliest of the rows");
+    assert_eq!(rows[3].0, ids[5]);
+
+    let consents: Vec<(String, DateTime<Utc>)> =
+        on_pool!(&store, |pool| sqlx::query_as("SELECT source, at FROM consents WHERE subscriber_id = $1 ORDER BY at")
+            .bind(ids[1])
+            .fetch_all(pool)
+            .await
+            .unwrap());
+    let sources: Vec<&str> = consents.iter().map(|(source, _)| source.as_str()).collect();
+    assert_eq!(sources, ["import", "form", "api"], "every merged row's consent is kept");
+    assert_eq!(consents[0].1, t0);
+    let all_consents: i64 =
+        on_pool!(&store, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM consents").fetch_one(pool).await.unwrap());
+    assert_eq!(all_consents, 7);
+
+    let kept: Vec<(Option<Uuid>, String)> = on_pool!(&store, |pool| sqlx::query_as(
+        "SELECT edition_id, kind FROM deliveries WHERE subscriber_id = $1 ORDER BY kind, edition_id"
+    )
+    .bind(ids[1])
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    let mut editions: Vec<Option<Uuid>> = kept.iter().map(|(edition, _)| *edition).collect();
+    editions.sort();
+    let mut expected = vec![None, Some(edition_1), Some(edition_2)];
+    expected.sort();
+    assert_eq!(editions, expected, "one delivery per edition moves over, and the confirmation");
+    let total: i64 =
+        on_pool!(&store, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM deliveries").fetch_one(pool).await.unwrap());
+    assert_eq!(total, 5, "deliveries that would collide stay, without a reader");
+}

@@ -1,4 +1,4 @@
-//! The list: search and filter, one reader with their consent record and
+//! The list: search and filter, one reader with their consent records and
 //! history, unsubscribe, erase, and CSV export and import.
 
 use actix_multipart::Multipart;
@@ -174,7 +174,7 @@ struct SubscriberPage<'a> {
     site_name: &'a str,
     csrf: &'a str,
     subscriber: Subscriber,
-    consent: Option<ConsentRecord>,
+    consents: Vec<ConsentRecord>,
     deliveries: Vec<DeliveryRecord>,
 }
 
@@ -187,13 +187,13 @@ pub(super) async fn subscriber_page(
     let Ok(id) = Uuid::parse_str(&id) else { return not_found(&state, "subscriber") };
     match state.store.subscriber_record(id).await {
         Ok(None) => not_found(&state, "subscriber"),
-        Ok(Some(SubscriberRecord { subscriber, consent, deliveries })) => html(
+        Ok(Some(SubscriberRecord { subscriber, consents, deliveries })) => html(
             StatusCode::OK,
             &SubscriberPage {
                 site_name: &state.settings.site_name,
                 csrf: &session.csrf,
                 subscriber,
-                consent,
+                consents,
                 deliveries,
             },
         ),

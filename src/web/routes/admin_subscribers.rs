@@ -1,5 +1,5 @@
 //! Looking after the list over the admin API: find readers, see one with
-//! their consent record and delivery history, unsubscribe one, erase one.
+//! their consent records and delivery history, unsubscribe one, erase one.
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::Deserialize;
@@ -111,13 +111,13 @@ pub(super) async fn import_csv(
     }
 }
 
-/// One reader: their preferences, consent record and deliveries.
+/// One reader: their preferences, consent records (newest first) and deliveries.
 #[get("/admin/api/subscribers/{id}")]
 pub(super) async fn show(_: AdminApi, id: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let Ok(id) = Uuid::parse_str(&id) else { return not_found() };
     match state.store.subscriber_record(id).await {
         Ok(None) => not_found(),
-        Ok(Some(SubscriberRecord { subscriber, consent, deliveries })) => HttpResponse::Ok().json(json!({
+        Ok(Some(SubscriberRecord { subscriber, consents, deliveries })) => HttpResponse::Ok().json(json!({
             "id": subscriber.id,
             "email": subscriber.email,
             "name": subscriber.name,
@@ -128,7 +128,7 @@ pub(super) async fn show(_: AdminApi, id: web::Path<String>, state: web::Data<Ap
             "alerts_enabled": subscriber.alerts_enabled,
             "created_at": subscriber.created_at,
             "confirmed_at": subscriber.confirmed_at,
-            "consent": consent.map(|c| json!({"at": c.at, "ip": c.ip, "user_agent": c.user_agent, "source": c.source})),
+            "consents": consents,
             "deliveries": deliveries,
         })),
         Err(error) => unavailable(error),

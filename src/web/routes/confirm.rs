@@ -5,67 +5,90 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use chrono::Utc;
 
-use crate::store::ConfirmOutcome;
-use crate::tokens::ConfirmationClaim;
+use crate::store::{ConfirmOutcome, StoreError};
+use crate::tokens::{ConfirmationClaim, TokenKey};
 use crate::web::AppState;
 use crate::web::pages::{ConfirmExpiredPage, ConfirmPage, WelcomePage, html, invalid_link, notice, unavailable};
 
 enum TokenState {
-    Valid(ConfirmationClaim),
+    /// With the nonce it was checked against.
+    Valid(ConfirmationClaim, String),
     Expired(ConfirmationClaim),
     Invalid,
 }
 
-fn check_token(state: &AppState, token: &str) -> TokenState {
-    match state.tokens.parse_confirmation_token(token) {
+/// Checks a token against its subscriber's current nonce: a link from before
+/// their latest sign-up is invalid.
+async fn check_token(state: &AppState, token: &str) -> Result<TokenState, StoreError> {
+    let Some(id) = TokenKey::confirmation_token_subscriber(token) else {
+        return Ok(TokenState::Invalid);
+    };
+    let Some(subscriber) = state.store.subscriber(id).await? else {
+        return Ok(TokenState::Invalid);
+    };
+    Ok(match state.tokens.verify_confirmation_token(token, &subscriber.token_nonce) {
         None => TokenState::Invalid,
         Some(claim) if claim.issued_at + state.settings.confirmation_ttl < Utc::now() => TokenState::Expired(claim),
-        Some(claim) => TokenState::Valid(claim),
-    }
+        Some(claim) => TokenState::Valid(claim, subscriber.token_nonce),
+    })
 }
 
 #[get("/confirm/{token}")]
 pub(super) async fn confirm_page(token: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let site_name = &state.settings.site_name;
-    match check_token(&state, &token) {
-        TokenState::Invalid => invalid_link(site_name),
-        TokenState::Expired(_) => html(StatusCode::GONE, &ConfirmExpiredPage { site_name, token: &token }),
-        TokenState::Valid(_) => html(StatusCode::OK, &ConfirmPage { site_name, token: &token }),
+    match check_token(&state, &token).await {
+        Err(error) => unavailable(site_name, error),
+        Ok(TokenState::Invalid) => invalid_link(site_name),
+        Ok(TokenState::Expired(_)) => html(StatusCode::GONE, &ConfirmExpiredPage { site_name, token: &token }),
+        Ok(TokenState::Valid(..)) => html(StatusCode::OK, &ConfirmPage { site_name, token: &token }),
     }
 }
 
 #[post("/confirm/{token}")]
 pub(super) async fn confirm(token: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let site_name = &state.settings.site_name;
-    let claim = match check_token(&state, &token) {
-        TokenState::Invalid => return invalid_link(site_name),
-        TokenState::Expired(_) => return html(StatusCode::GONE, &ConfirmExpiredPage { site_name, token: &token }),
-        TokenState::Valid(claim) => claim,
+    let (claim, nonce) = match check_token(&state, &token).await {
+        Err(error) => return unavailable(site_name, error),
+        Ok(TokenState::Invalid) => return invalid_link(site_name),
+        Ok(TokenState::Expired(_)) => {
+            return html(StatusCode::GONE, &ConfirmExpiredPage { site_name, token: &token });
+        }
+        Ok(TokenState::Valid(claim, nonce)) => (claim, nonce),
     };
-    let outcome = match state.store.confirm_subscriber(claim.subscriber_id).await {
+    let resend_interval = state.settings.confirmation_resend_interval;
+    let outcome = match state.store.confirm_subscriber(claim.subscriber_id, &nonce, resend_interval).await {
         Ok(outcome) => outcome,
         Err(error) => return unavailable(site_name, error),
     };
     match outcome {
-        ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed => {
-            if outcome == ConfirmOutcome::Confirmed {
-                state.worker_wakeup.notify_one();
-            }
+        ConfirmOutcome::Confirmed => {
+            state.worker_wakeup.notify_one();
             let subscriber = match state.store.subscriber(claim.subscriber_id).await {
                 Ok(Some(subscriber)) => subscriber,
                 Ok(None) => return invalid_link(site_name),
                 Err(error) => return unavailable(site_name, error),
             };
-            if outcome == ConfirmOutcome::Confirmed {
-                let tickers: Vec<_> = subscriber.watchlist.tickers().iter().collect();
-                super::start_following(&state, &subscriber, &tickers).await;
-            }
+            let tickers: Vec<_> = subscriber.watchlist.tickers().iter().collect();
+            super::start_following(&state, &subscriber, &tickers).await;
             let preferences_url = format!(
                 "{}/preferences/{}",
                 state.settings.base_url,
                 state.tokens.manage_token(subscriber.id, &subscriber.token_nonce)
             );
             html(StatusCode::OK, &WelcomePage { site_name, preferences_url: &preferences_url })
+        }
+        // An old link may be in someone else's hands: the preferences link goes
+        // to the reader's mailbox, not onto this page.
+        ConfirmOutcome::AlreadyConfirmed { preferences_link_queued } => {
+            if preferences_link_queued {
+                state.worker_wakeup.notify_one();
+            }
+            notice(
+                StatusCode::OK,
+                site_name,
+                "You’re already confirmed",
+                "You’re already confirmed — we’ve emailed you a link to your preferences.",
+            )
         }
         ConfirmOutcome::NoLongerSubscribed => notice(
             StatusCode::CONFLICT,
@@ -81,9 +104,10 @@ pub(super) async fn confirm(token: web::Path<String>, state: web::Data<AppState>
 #[post("/confirm/{token}/resend")]
 pub(super) async fn resend(token: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let site_name = &state.settings.site_name;
-    let claim = match check_token(&state, &token) {
-        TokenState::Invalid => return invalid_link(site_name),
-        TokenState::Expired(claim) | TokenState::Valid(claim) => claim,
+    let claim = match check_token(&state, &token).await {
+        Err(error) => return unavailable(site_name, error),
+        Ok(TokenState::Invalid) => return invalid_link(site_name),
+        Ok(TokenState::Expired(claim) | TokenState::Valid(claim, _)) => claim,
     };
     match state.store.resend_confirmation(claim.subscriber_id, state.settings.confirmation_resend_interval).await {
         Ok(queued) => {
