@@ -117,14 +117,15 @@ async fn a_slow_relay_gets_each_message_once_although_the_edition_outlasts_the_l
         ("DIGEST_STORY_SETTLE_SECONDS", "0"),
     ])
     .await;
-    app.smtp.delay_each_message(Duration::from_millis(300));
-    app.readers_with_a_story(100, "slow").await;
+    app.smtp.delay_each_message(Duration::from_millis(250));
+    app.readers_with_a_story(180, "slow").await;
     assert_eq!(app.post_edition(None).await.status(), 201);
 
-    // 100 messages at 300 ms over 2 sessions take 15 s: longer than a lease.
-    app.wait_until_outbox_idle_for(Duration::from_secs(60)).await;
+    // 180 messages at 250 ms over 2 sessions take 22 s: well past the
+    // lease of those claimed first and still waiting for a session.
+    app.wait_until_outbox_idle_for(Duration::from_secs(90)).await;
     let counts = messages_per_recipient(&app);
-    assert_eq!(counts.len(), 100);
+    assert_eq!(counts.len(), 180);
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
 }
