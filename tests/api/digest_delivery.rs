@@ -20,7 +20,7 @@ use crate::smtp_sink::SmtpSink;
 const BATCH: usize = 20;
 
 /// A database with `readers` confirmed readers and one story new to them.
-async fn edition_ready(readers: u32) -> String {
+pub async fn edition_ready(readers: u32) -> String {
     let database = fresh_database_url().await;
     let store = Store::connect(&database).await.unwrap();
     store.migrate().await.unwrap();
