@@ -146,6 +146,7 @@ impl Application {
             worker_wakeup: wakeup,
             worker_running,
             test_sender,
+            imports: Default::default(),
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -42,6 +42,8 @@ pub struct AppState {
     /// Whether the delivery worker runs (it is started again if it dies).
     pub worker_running: Arc<std::sync::atomic::AtomicBool>,
     pub test_sender: Arc<crate::jobs::test_send::TestSender>,
+    /// CSV imports started from the admin pages.
+    pub imports: subscriber_csv::ImportJobs,
 }
 
 pub fn configure(config: &mut ServiceConfig) {

@@ -437,6 +437,40 @@ async fn post_import(admin: &AdminPages, csv: &str, consent: bool) -> reqwest::R
         .unwrap()
 }
 
+/// Follows an import's page until it shows the report, and returns that page.
+async fn follow_import(admin: &AdminPages, started: &reqwest::Response) -> String {
+    let page = started.headers()["location"].to_str().unwrap().to_string();
+    assert!(page.starts_with("/admin/subscribers/imports/"), "{page}");
+    for _ in 0..300 {
+        let text = admin.get_text(&page).await;
+        if text.contains("id=\"import-report\"") {
+            assert!(!text.contains("http-equiv=\"refresh\""), "a finished import's page stays put");
+            return text;
+        }
+        assert!(text.contains("Importing:") && text.contains("http-equiv=\"refresh\""), "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the import did not finish");
+}
+
+#[tokio::test]
+async fn a_large_import_from_the_page_shows_its_progress_then_its_report() {
+    let app = spawn_app().await;
+    let admin = app.log_in_as_admin().await;
+    let mut csv = String::from("email,name\n");
+    for i in 0..20_000 {
+        csv.push_str(&format!("reader{i}@example.com,Reader {i}\n"));
+    }
+    let started = post_import(&admin, &csv, true).await;
+    assert_eq!(started.status(), 303);
+    let page = started.headers()["location"].to_str().unwrap().to_string();
+    let first = admin.get_text(&page).await;
+    assert!(first.contains("Importing:") || first.contains("Imported 20000"), "{first}");
+    let report = follow_import(&admin, &started).await;
+    assert!(report.contains("Imported 20000; 0 already known"), "{report}");
+    assert_eq!(admin.get("/admin/subscribers/imports/not-an-import").await.status(), 404);
+}
+
 #[tokio::test]
 async fn an_import_from_the_page_needs_consent_and_reports_bad_lines() {
     let app = spawn_app().await;
@@ -448,9 +482,9 @@ async fn an_import_from_the_page_needs_consent_and_reports_bad_lines() {
     let refused = post_import(&admin, csv, false).await;
     assert_eq!(refused.status(), 422);
     assert!(app.store.find_subscribers("new@", None, "", 1).await.unwrap().is_empty());
-    let imported = post_import(&admin, csv, true).await;
-    assert_eq!(imported.status(), 200);
-    let report = imported.text().await.unwrap();
+    let started = post_import(&admin, csv, true).await;
+    assert_eq!(started.status(), 303, "the import runs in the background");
+    let report = follow_import(&admin, &started).await;
     assert!(report.contains("Imported 1; 1 already known"), "{report}");
     assert!(report.contains("Line 4:"), "{report}");
     assert_eq!(app.store.subscriber(id).await.unwrap().unwrap().status.as_str(), "unsubscribed");

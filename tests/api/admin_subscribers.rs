@@ -231,3 +231,44 @@ async fn two_signups_of_one_address_leave_two_consent_records_listed_by_the_api_
     let page = admin.get_text(&format!("/admin/subscribers/{id}")).await;
     assert!(page.contains("embedded form at https://blog.example.org") && page.contains("ConsentTest/2.0"), "{page}");
 }
+
+#[tokio::test]
+async fn a_hundred_thousand_row_import_leaves_the_site_serving_and_signing_readers_up() {
+    let app = spawn_app().await;
+    let mut csv = String::from("email,name,tickers\n");
+    for i in 0..100_000 {
+        csv.push_str(&format!("reader{i}@example.com,Reader {i},NOK\n"));
+    }
+    let started = std::time::Instant::now();
+    let import = app
+        .client
+        .post(format!("{}/admin/api/subscribers/import?consent=yes", app.address))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .body(csv)
+        .send();
+    let site = async {
+        let mut slowest = std::time::Duration::ZERO;
+        let mut signed_up = 0;
+        for i in 0.. {
+            let asked = std::time::Instant::now();
+            assert_eq!(app.get("/health").await.status(), 200);
+            slowest = slowest.max(asked.elapsed());
+            let signup = app.post_subscriptions_form(&format!("email=meanwhile{i}%40example.com")).await;
+            assert_eq!(signup.status(), 200, "a sign-up during the import");
+            signed_up += 1;
+            if app.store.subscriber_counts().await.unwrap().iter().map(|(_, n)| n).sum::<i64>() >= 100_000 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        (slowest, signed_up)
+    };
+    let (imported, (slowest, signed_up)) = tokio::join!(import, site);
+    let took = started.elapsed();
+    let report: serde_json::Value = imported.unwrap().json().await.unwrap();
+    assert_eq!(report["imported"], 100_000, "{report}");
+    assert!(signed_up > 1, "sign-ups went on during the import");
+    // Generous bounds for an unoptimised build on a busy machine; docs/performance.md has the release figures.
+    assert!(slowest < std::time::Duration::from_secs(1), "/health took {slowest:?} during the import");
+    assert!(took < std::time::Duration::from_secs(60), "the import took {took:?}");
+}

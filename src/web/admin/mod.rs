@@ -33,6 +33,7 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(editions::control_edition)
         .service(subscribers::export_csv)
         .service(subscribers::import_csv)
+        .service(subscribers::import_page)
         .service(subscribers::subscribers_page)
         .service(subscribers::subscriber_page)
         .service(subscribers::unsubscribe)

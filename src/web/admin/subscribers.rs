@@ -14,7 +14,7 @@ use super::session::{AdminForm, AdminSession, NoFields, forbidden};
 use crate::domain::{Subscriber, SubscriberStatus};
 use crate::store::{ConsentRecord, DeliveryRecord, SubscriberRecord, SubscriberSummary};
 use crate::web::AppState;
-use crate::web::subscriber_csv::{self, InvalidRow, MAX_IMPORT_BYTES, parse_import};
+use crate::web::subscriber_csv::{self, ImportReport, MAX_IMPORT_BYTES};
 
 const PAGE: u32 = 50;
 const STATUSES: [&str; 4] = ["pending", "confirmed", "unsubscribed", "bounced"];
@@ -30,13 +30,6 @@ pub(super) struct SearchQuery {
     after: String,
 }
 
-/// The outcome of an import, shown above the list.
-pub struct ImportReport {
-    imported: u64,
-    already_known: u64,
-    invalid: Vec<InvalidRow>,
-}
-
 #[derive(Template)]
 #[template(path = "admin/subscribers.html")]
 struct SubscribersPage<'a> {
@@ -49,6 +42,8 @@ struct SubscribersPage<'a> {
     /// The query string of the next page, when there is one.
     next_page: Option<String>,
     import: Option<Result<ImportReport, String>>,
+    /// An import under way: its rows written, of how many.
+    importing: Option<(u64, u64)>,
 }
 
 #[get("/admin/subscribers")]
@@ -80,6 +75,7 @@ pub(super) async fn subscribers_page(
                 found,
                 next_page,
                 import: None,
+                importing: None,
             };
             html(StatusCode::OK, &page)
         }
@@ -131,8 +127,8 @@ async fn read_import_form(mut form: Multipart) -> (ImportForm, Option<String>) {
     (fields, None)
 }
 
-/// Imports a CSV file posted from the subscribers page, and shows the list
-/// with what happened: how many were added, known, and which lines were invalid.
+/// Imports a CSV file posted from the subscribers page: the import runs in
+/// the background, and its page follows it until the report.
 #[post("/admin/subscribers/import")]
 pub(super) async fn import_csv(
     session: AdminSession,
@@ -143,29 +139,56 @@ pub(super) async fn import_csv(
     if !session.accepts(&state, &form.csrf) {
         return Err(forbidden(&state));
     }
-    let report = match unreadable {
-        Some(message) => Err(message),
-        None if !form.consent => Err("Tick the box to confirm these people consented to get our emails.".into()),
-        None => match parse_import(&form.csv) {
-            Err(message) => Err(message),
-            Ok((readers, invalid)) => match state.store.import_subscribers(&readers).await {
-                Ok(imported) => Ok(ImportReport { imported, already_known: readers.len() as u64 - imported, invalid }),
-                Err(error) => return Ok(unavailable(&state, error)),
-            },
-        },
+    let refusal = match unreadable {
+        Some(message) => message,
+        None if !form.consent => "Tick the box to confirm these people consented to get our emails.".into(),
+        None => {
+            let id = state.imports.start(state.store.clone(), form.csv);
+            return Ok(see_other(format!("/admin/subscribers/imports/{id}")));
+        }
     };
-    let status = if report.is_ok() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    let page = SubscribersPage {
-        site_name: &state.settings.site_name,
-        csrf: &session.csrf,
-        statuses: STATUSES,
-        email: "",
-        status: "",
-        found: Vec::new(),
-        next_page: None,
-        import: Some(report),
+    Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &SubscribersPage::with_import(&state, &session, Some(Err(refusal)))))
+}
+
+/// An import's progress while it runs (the page reloads itself), then its report.
+#[get("/admin/subscribers/imports/{id}")]
+pub(super) async fn import_page(
+    session: AdminSession,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let Some(job) = Uuid::parse_str(&id).ok().and_then(|id| state.imports.get(id)) else {
+        return not_found(&state, "import");
     };
-    Ok(html(status, &page))
+    let outcome = job.outcome.lock().expect("not poisoned").clone();
+    let mut page = SubscribersPage::with_import(&state, &session, outcome.clone());
+    if outcome.is_none() {
+        let rows = job.progress.rows.load(std::sync::atomic::Ordering::Relaxed);
+        let written = job.progress.written.load(std::sync::atomic::Ordering::Relaxed);
+        page.importing = Some((written, rows));
+    }
+    html(StatusCode::OK, &page)
+}
+
+impl<'a> SubscribersPage<'a> {
+    /// The list page with an import's outcome above it.
+    fn with_import(
+        state: &'a AppState,
+        session: &'a AdminSession,
+        outcome: Option<Result<ImportReport, String>>,
+    ) -> Self {
+        SubscribersPage {
+            site_name: &state.settings.site_name,
+            csrf: &session.csrf,
+            statuses: STATUSES,
+            email: "",
+            status: "",
+            found: Vec::new(),
+            next_page: None,
+            import: outcome,
+            importing: None,
+        }
+    }
 }
 
 #[derive(Template)]

@@ -13,7 +13,7 @@ use super::admin_api::unavailable;
 use crate::store::SubscriberRecord;
 use crate::web::AppState;
 use crate::web::admin_auth::AdminApi;
-use crate::web::subscriber_csv::{self, MAX_IMPORT_BYTES, parse_import};
+use crate::web::subscriber_csv::{self, ImportError, ImportProgress, MAX_IMPORT_BYTES};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
@@ -97,17 +97,14 @@ pub(super) async fn import_csv(
         }
         csv.extend_from_slice(&chunk);
     }
-    let (readers, invalid) = match parse_import(&csv) {
-        Ok(parsed) => parsed,
-        Err(message) => return bad_request(&message),
-    };
-    match state.store.import_subscribers(&readers).await {
-        Ok(added) => HttpResponse::Ok().json(json!({
-            "imported": added,
-            "already_known": readers.len() as u64 - added,
-            "invalid": invalid.iter().map(|(line, error)| json!({"line": line, "error": error})).collect::<Vec<_>>(),
+    match subscriber_csv::import(&state.store, csv, &ImportProgress::default()).await {
+        Ok(report) => HttpResponse::Ok().json(json!({
+            "imported": report.imported,
+            "already_known": report.already_known,
+            "invalid": report.invalid.iter().map(|(line, error)| json!({"line": line, "error": error})).collect::<Vec<_>>(),
         })),
-        Err(error) => unavailable(error),
+        Err(ImportError::Unreadable(message)) => bad_request(&message),
+        Err(ImportError::Store(error)) => unavailable(error),
     }
 }
 
