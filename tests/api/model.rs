@@ -1155,3 +1155,11 @@ async fn two_run_nows_at_once_with_nobody_due_a_digest_make_at_most_one_edition(
     let created = [first.unwrap(), second.unwrap()].into_iter().filter(|o| matches!(o, EditionOutcome::Created(_)));
     assert!(created.count() <= 1, "two run-nows at once made two editions");
 }
+
+/// Shrunk from the property: the erasure emptied the queued confirmation's
+/// payload, and the worker failed it as unreadable instead of suppressing it.
+#[tokio::test]
+async fn a_message_queued_for_a_reader_erased_since_is_suppressed_as_erased_not_failed_as_unreadable() {
+    let ops = vec![Op::SignUp { who: Who(3), tickers: vec![] }, Op::Erase { who: Who(3) }];
+    run_case(ops).await.unwrap();
+}
