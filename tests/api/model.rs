@@ -41,8 +41,10 @@ use uuid::Uuid;
 use crate::helpers::{TEST_SECRET_KEY, fresh_database_url};
 use crate::scripted_smtp::{Reply, Script, ScriptedSmtp};
 
-/// Cases in a plain `cargo test`; `PROPTEST_CASES` overrides it.
-const DEFAULT_CASES: u32 = 32;
+/// Cases in a plain `cargo test` (each PostgreSQL case costs a database
+/// and more round trips); `PROPTEST_CASES` overrides it.
+const DEFAULT_CASES_SQLITE: u32 = 96;
+const DEFAULT_CASES_POSTGRES: u32 = 24;
 /// The readers' addresses, case variants included.
 const POOL: [&str; 4] = ["ann@x.example", "Ann@x.example", "bob@y.example", "cy@x.example"];
 const TICKERS: [&str; 3] = ["NOK", "AAPL", "MSFT"];
@@ -70,25 +72,52 @@ impl std::fmt::Debug for Who {
 
 #[derive(Clone, Debug)]
 pub enum Op {
-    SignUp { who: Who, tickers: Vec<&'static str> },
-    Confirm { who: Who },
-    Preferences { who: Who, tickers: Vec<&'static str>, alerts: bool, frequency: DigestFrequency },
-    Unsubscribe { who: Who },
-    Erase { who: Who },
-    Story { tickers: Vec<&'static str> },
-    Quote { symbol: &'static str, move_percent: i32 },
+    SignUp {
+        who: Who,
+        tickers: Vec<&'static str>,
+    },
+    Confirm {
+        who: Who,
+    },
+    Preferences {
+        who: Who,
+        tickers: Vec<&'static str>,
+        alerts: bool,
+        frequency: DigestFrequency,
+    },
+    Unsubscribe {
+        who: Who,
+    },
+    Erase {
+        who: Who,
+    },
+    Story {
+        tickers: Vec<&'static str>,
+    },
+    Quote {
+        symbol: &'static str,
+        move_percent: i32,
+    },
     Digest,
     TwoDigestsAtOnce,
     AlertCheck,
     /// Pauses, resumes or cancels the `nth` edition made so far (modulo their number).
-    Edition { nth: usize, action: EditionAction },
+    Edition {
+        nth: usize,
+        action: EditionAction,
+    },
     /// Runs the worker until nothing is due.
     Worker,
     /// From now on the server answers these recipients so (everyone else 250).
-    Smtp { rcpt: Vec<(Who, Reply)>, data: Vec<(Who, Reply)> },
+    Smtp {
+        rcpt: Vec<(Who, Reply)>,
+        data: Vec<(Who, Reply)>,
+    },
     /// Runs the worker, kills it once the server took this many messages
     /// (or it finished), and starts a new process.
-    KillWorker { after_accepting: usize },
+    KillWorker {
+        after_accepting: usize,
+    },
     /// Leases and retry times run out (paused deliveries stay parked).
     TimePasses,
 }
@@ -122,7 +151,7 @@ fn op() -> impl Strategy<Value = Op> {
     let action = prop_oneof![Just(EditionAction::Pause), Just(EditionAction::Resume), Just(EditionAction::Cancel)];
     prop_oneof![
         5 => (who(), tickers()).prop_map(|(who, tickers)| Op::SignUp { who, tickers }),
-        5 => who().prop_map(|who| Op::Confirm { who }),
+        6 => who().prop_map(|who| Op::Confirm { who }),
         2 => (who(), tickers(), any::<bool>(), frequency)
             .prop_map(|(who, tickers, alerts, frequency)| Op::Preferences { who, tickers, alerts, frequency }),
         1 => who().prop_map(|who| Op::Unsubscribe { who }),
@@ -200,7 +229,8 @@ impl Reader {
     /// Whether `holds` was true of them at the end of step `from` or after any change up to step `to`.
     fn held(&self, from: usize, to: usize, holds: impl Fn(&Facts) -> bool) -> bool {
         let at_from = self.history.iter().rev().find(|(step, _)| *step <= from).map(|(_, facts)| facts);
-        at_from.is_some_and(&holds) || self.history.iter().any(|(step, facts)| *step > from && *step <= to && holds(facts))
+        at_from.is_some_and(&holds)
+            || self.history.iter().any(|(step, facts)| *step > from && *step <= to && holds(facts))
     }
 }
 
@@ -233,6 +263,9 @@ struct Exercised {
     cases_with_two_empty_editions_known_bug: u64,
     cases_with_failed_delivery: u64,
     cases_with_alert_sent: u64,
+    cases_with_digest_sent: u64,
+    /// (reader, story) pairs the final check found due and delivered.
+    stories_due_and_delivered: u64,
     cases_with_story_via_later_digest: u64,
     reasons: BTreeMap<String, u64>,
 }
@@ -273,6 +306,7 @@ struct Model {
     on_the_wire_at_death: HashSet<(usize, String)>,
     flags: CaseFlags,
     reasons_seen: Vec<String>,
+    stories_due_and_delivered: u64,
 }
 
 impl Model {
@@ -289,6 +323,7 @@ impl Model {
             on_the_wire_at_death: HashSet::new(),
             flags: CaseFlags::default(),
             reasons_seen: Vec::new(),
+            stories_due_and_delivered: 0,
         }
     }
 
@@ -299,7 +334,12 @@ impl Model {
     /// Whether a final delivery's reason is true of the model between its
     /// creation and the step it was seen final. Every reason the worker and
     /// the store give is mapped here; an unknown one fails.
-    fn reason_is_true(&self, id: Uuid, delivery: &Delivery, refusals: &[crate::scripted_smtp::Refusal]) -> Result<(), String> {
+    fn reason_is_true(
+        &self,
+        id: Uuid,
+        delivery: &Delivery,
+        refusals: &[crate::scripted_smtp::Refusal],
+    ) -> Result<(), String> {
         let (from, to) = (delivery.created_step, delivery.final_step.unwrap_or(self.step));
         let reader = delivery.subscriber.and_then(|id| self.readers.get(&id));
         let held = |holds: &dyn Fn(&Facts) -> bool| reader.is_some_and(|reader| reader.held(from, to, holds));
@@ -453,8 +493,7 @@ impl Db {
     }
 
     async fn paused_editions(&mut self) -> Vec<Uuid> {
-        on_db!(self, |conn| sqlx::query_scalar(PAUSED_EDITIONS).fetch_all(&mut *conn).await)
-            .expect("read editions")
+        on_db!(self, |conn| sqlx::query_scalar(PAUSED_EDITIONS).fetch_all(&mut *conn).await).expect("read editions")
     }
 
     async fn unfinished(&mut self) -> i64 {
@@ -514,13 +553,17 @@ fn worker_settings() -> WorkerSettings {
     }
 }
 
-/// One worker process: its own SMTP connections, through its own listener.
+/// One worker process: its own database connections, and its own SMTP
+/// connections through its own listener, so that killing it leaves nothing
+/// half-done in connections anyone else uses.
 struct Process {
     generation: usize,
     worker: DeliveryWorker,
+    store: Store,
 }
 
-async fn start_process(store: &Store, server: &ScriptedSmtp) -> Process {
+async fn start_process(url: &str, server: &ScriptedSmtp) -> Process {
+    let store = Store::connect(url).await.expect("connect the worker's store");
     let (generation, port) = server.listen().await;
     let smtp = SmtpSettings {
         host: "127.0.0.1".into(),
@@ -534,7 +577,7 @@ async fn start_process(store: &Store, server: &ScriptedSmtp) -> Process {
     let tokens = TokenKey::new(SecretString::from(TEST_SECRET_KEY));
     let worker =
         DeliveryWorker::new(store.clone(), mailer, links(), tokens, worker_settings(), Arc::new(Notify::new()));
-    Process { generation, worker }
+    Process { generation, worker, store }
 }
 
 /// Confirms a reader (kept in one place: its signature may gain a nonce).
@@ -547,6 +590,7 @@ fn digest_run() -> tickermail::store::DigestRun {
 }
 
 struct Case {
+    url: String,
     store: Store,
     db: Db,
     server: ScriptedSmtp,
@@ -605,7 +649,10 @@ impl Case {
                 self.model.on_the_wire_at_death.insert((generation, accepted.message_id));
             }
         }
-        self.process = start_process(&self.store, &self.server).await;
+        // The dead process's connections close (the database rolls back
+        // whatever it left open), and a new process starts.
+        let dead = std::mem::replace(&mut self.process, start_process(&self.url, &self.server).await);
+        tokio::spawn(async move { dead.store.close().await });
         Ok(())
     }
 
@@ -786,10 +833,8 @@ impl Case {
             Op::TwoDigestsAtOnce => {
                 let something = self.something_for_each_reader();
                 let (first, second) = (digest_run(), digest_run());
-                let (first, second) = tokio::join!(
-                    self.store.create_digest_edition(&first),
-                    self.store.create_digest_edition(&second)
-                );
+                let (first, second) =
+                    tokio::join!(self.store.create_digest_edition(&first), self.store.create_digest_edition(&second));
                 let (first, second) = (first.expect("create an edition"), second.expect("create an edition"));
                 self.model.flags.two_run_nows = true;
                 if let (EditionOutcome::Created(one), EditionOutcome::Created(other)) = (&first, &second) {
@@ -930,7 +975,15 @@ impl Case {
                 .get(&id)
                 .ok_or_else(|| format!("the server took {} for no delivery", message.message_id))?;
             if delivery.recipient != message.recipient && delivery.recipient != "erased" {
-                return Err(format!("{} went to {}, not to {}", message.message_id, message.recipient, delivery.recipient));
+                return Err(format!(
+                    "{} went to {}, not to {}",
+                    message.message_id, message.recipient, delivery.recipient
+                ));
+            }
+            if let Some(symbol) = &delivery.symbol
+                && !message.subject.contains(symbol.as_str())
+            {
+                return Err(format!("the alert {} about {symbol} says {:?}", message.message_id, message.subject));
             }
             if excused {
                 continue;
@@ -953,7 +1006,10 @@ impl Case {
         let taken_ids: HashSet<&str> = accepted.iter().map(|m| m.message_id.as_str()).collect();
         for (id, delivery) in &self.model.deliveries {
             if delivery.status == "sent" && !taken_ids.contains(links().message_id(*id).as_str()) {
-                return Err(format!("delivery {id} ({} to {}) is sent, but the server never took it", delivery.kind, delivery.recipient));
+                return Err(format!(
+                    "delivery {id} ({} to {}) is sent, but the server never took it",
+                    delivery.kind, delivery.recipient
+                ));
             }
         }
         Ok(())
@@ -995,7 +1051,7 @@ impl Case {
 
     /// After the heal and one more edition: every story reached every reader
     /// due it, and none reached anyone twice in two messages that both went out.
-    fn check_stories(&self) -> Result<(), String> {
+    fn check_stories(&mut self) -> Result<(), String> {
         let received = self.received_stories();
         let sent = |message_id: &String| {
             delivery_of(message_id).and_then(|id| self.model.deliveries.get(&id)).is_some_and(|d| d.status == "sent")
@@ -1004,10 +1060,13 @@ impl Case {
             for (story, messages) in stories {
                 if messages.iter().filter(|m| sent(m)).count() > 1 {
                     let email = self.model.readers.get(reader).map_or("?", |r| r.email.as_str());
-                    return Err(format!("story {story} reached {email} ({reader}) in more than one digest: {messages:?}"));
+                    return Err(format!(
+                        "story {story} reached {email} ({reader}) in more than one digest: {messages:?}"
+                    ));
                 }
             }
         }
+        let mut delivered = 0;
         for (id, reader) in &self.model.readers {
             let (Status::Confirmed, DigestFrequency::Daily, Some(confirmed)) =
                 (reader.facts.status, reader.facts.frequency, reader.confirmed_step)
@@ -1015,7 +1074,12 @@ impl Case {
                 continue;
             };
             for (story, pushed) in &self.model.stories {
-                if *pushed > confirmed && !received.get(id).is_some_and(|had| had.contains_key(story)) {
+                if *pushed <= confirmed {
+                    continue;
+                }
+                if received.get(id).is_some_and(|had| had.contains_key(story)) {
+                    delivered += 1;
+                } else {
                     return Err(format!(
                         "story {story} (pushed at step {pushed}) never reached {} ({id}), confirmed at step {confirmed}",
                         reader.email
@@ -1023,6 +1087,7 @@ impl Case {
                 }
             }
         }
+        self.model.stories_due_and_delivered += delivered;
         Ok(())
     }
 }
@@ -1057,8 +1122,8 @@ pub async fn run_case(ops: Vec<Op>) -> Result<(), String> {
     store.migrate().await.expect("migrate");
     let db = Db::connect(&url).await;
     let server = ScriptedSmtp::new();
-    let process = start_process(&store, &server).await;
-    let mut case = Case { store, db, server, process, model: Model::new() };
+    let process = start_process(&url, &server).await;
+    let mut case = Case { url: url.clone(), store, db, server, process, model: Model::new() };
     let outcome = async {
         for (step, op) in ops.iter().enumerate() {
             case.model.step = step + 1;
@@ -1079,6 +1144,7 @@ pub async fn run_case(ops: Vec<Op>) -> Result<(), String> {
     }
     .await;
     count_case(&case);
+    case.process.store.close().await;
     case.store.close().await;
     case.db.close().await;
     drop_database(&url).await;
@@ -1092,6 +1158,7 @@ fn count_case(case: &Case) {
     let on_the_wire_duplicate = accepted.iter().any(|m| !seen.insert(m.message_id.clone()));
     let failed = model.deliveries.values().any(|d| d.status == "failed");
     let alert_sent = model.deliveries.values().any(|d| d.kind == "alert" && d.status == "sent");
+    let digest_sent = model.deliveries.values().any(|d| d.kind == "digest" && d.status == "sent");
     // A story that reached a reader in a later digest than the first one queued for them.
     let mut digests_per_reader: HashMap<Uuid, usize> = HashMap::new();
     for delivery in model.deliveries.values().filter(|d| d.kind == "digest") {
@@ -1112,6 +1179,8 @@ fn count_case(case: &Case) {
         e.cases_with_two_empty_editions_known_bug += u64::from(model.flags.two_empty_editions);
         e.cases_with_failed_delivery += u64::from(failed);
         e.cases_with_alert_sent += u64::from(alert_sent);
+        e.cases_with_digest_sent += u64::from(digest_sent);
+        e.stories_due_and_delivered += model.stories_due_and_delivered;
         e.cases_with_story_via_later_digest += u64::from(later_digest);
         for reason in &model.reasons_seen {
             *e.reasons.entry(reason.clone()).or_default() += 1;
@@ -1120,7 +1189,9 @@ fn count_case(case: &Case) {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(DEFAULT_CASES)
+    let postgres = std::env::var("TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty());
+    let default = if postgres { DEFAULT_CASES_POSTGRES } else { DEFAULT_CASES_SQLITE };
+    std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(default)
 }
 
 #[test]

@@ -29,7 +29,9 @@ pub enum Reply {
     /// The connection dropped right after the final dot, before any reply;
     /// `kept` says whether the server took the message all the same. At RCPT
     /// this answers 250.
-    DropAfterDot { kept: bool },
+    DropAfterDot {
+        kept: bool,
+    },
 }
 
 impl std::fmt::Debug for Reply {
@@ -324,9 +326,9 @@ fn decode_quoted_printable(body: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'='
             && i + 2 < bytes.len() + 1
-            && let Some(byte) = bytes.get(i + 1..i + 3).and_then(|hex| {
-                std::str::from_utf8(hex).ok().and_then(|hex| u8::from_str_radix(hex, 16).ok())
-            })
+            && let Some(byte) = bytes
+                .get(i + 1..i + 3)
+                .and_then(|hex| std::str::from_utf8(hex).ok().and_then(|hex| u8::from_str_radix(hex, 16).ok()))
         {
             out.push(byte);
             i += 3;
