@@ -668,14 +668,16 @@ impl DeliveryWorker {
     /// Whether the message should still go to its reader as they are now,
     /// and if so, the message rendered.
     fn prepare(&self, delivery: &ClaimedDelivery, edition: Option<&EditionParts>) -> Prepared {
-        let message = match &delivery.message {
-            Ok(message) => message,
-            Err(reason) => return Prepared::Fail(reason.clone()),
-        };
+        // The reader first: an erasure empties their messages' payloads,
+        // which would otherwise fail as unreadable instead of being suppressed.
         let subscriber = match &delivery.reader {
             ClaimedReader::Found(subscriber) => subscriber,
             ClaimedReader::Erased => return Prepared::Suppress("the subscriber was erased".into()),
             ClaimedReader::Unreadable(reason) => return Prepared::Fail(reason.clone()),
+        };
+        let message = match &delivery.message {
+            Ok(message) => message,
+            Err(reason) => return Prepared::Fail(reason.clone()),
         };
         if let Some(reason) = self.suppression(message, subscriber) {
             return Prepared::Suppress(reason);
