@@ -215,6 +215,9 @@ fn print_digest_outcome(frequency: DigestFrequency, outcome: &DigestOutcome) {
             }
         }
         DigestOutcome::UnderWay { .. } => {}
+        DigestOutcome::NobodyDue => {
+            println!("{frequency} digest: no confirmed reader has anything new; nothing was sent")
+        }
         DigestOutcome::Sent { edition, created_in, progress, took } => println!(
             "{frequency} digest {}: {} recipients, {} sent, {} failed, {} suppressed, in {:.1}s \
              (edition created in {:.2}s)",

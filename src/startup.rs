@@ -207,6 +207,8 @@ pub enum DigestOutcome {
     WouldSend { recipients: i64, stories: Vec<Story> },
     /// Nothing was created: an edition of this frequency is still going out.
     UnderWay { edition_id: uuid::Uuid },
+    /// Nothing was created: no reader has anything new.
+    NobodyDue,
     Sent {
         edition: EditionCreated,
         /// How long creating the edition (and queueing its deliveries) took.
@@ -236,6 +238,7 @@ pub async fn run_digest_now(
     let edition = match store.create_digest_edition(&run).await? {
         EditionOutcome::Created(edition) => edition,
         EditionOutcome::UnderWay { edition_id } => return Ok(DigestOutcome::UnderWay { edition_id }),
+        EditionOutcome::NobodyDue => return Ok(DigestOutcome::NobodyDue),
         EditionOutcome::SlotTaken => {
             return Err(crate::store::StoreError::Corrupt("a new one-off digest slot was already taken".into()).into());
         }

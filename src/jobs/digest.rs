@@ -38,6 +38,7 @@ pub fn digest_run(frequency: DigestFrequency, slot: String, now: DateTime<Utc>, 
         oldest_story: now - chrono::Duration::days(lookback_days),
         max_stories: MAX_STORIES_PER_EDITION,
         send_empty: rules.send_empty,
+        keep_empty: true,
     }
 }
 
@@ -45,7 +46,7 @@ pub fn digest_run(frequency: DigestFrequency, slot: String, now: DateTime<Utc>, 
 /// rules, under a slot never taken before.
 pub fn manual_run(frequency: DigestFrequency, now: DateTime<Utc>, rules: DigestRules) -> DigestRun {
     let slot = format!("{}:manual:{}", frequency.as_str(), uuid::Uuid::new_v4().simple());
-    digest_run(frequency, slot, now, rules)
+    DigestRun { keep_empty: false, ..digest_run(frequency, slot, now, rules) }
 }
 
 /// The digest an admin asks to run: `daily` or `weekly` (never `never`).

@@ -188,6 +188,7 @@ async fn handle_slot(
                     tracing::info!(%slot, recipients = created.recipients, stories = created.stories, "digest edition created")
                 }
                 EditionOutcome::SlotTaken => tracing::info!(%slot, "digest slot already has its edition"),
+                EditionOutcome::NobodyDue => tracing::info!(%slot, "digest slot reaches nobody"),
                 EditionOutcome::UnderWay { edition_id } => {
                     tracing::info!(%slot, %edition_id, "digest slot waits: the edition before it is still going out");
                     return Ok(SlotHandled::NotYet);

@@ -37,6 +37,9 @@ pub struct DigestRun {
     pub max_stories: u32,
     /// Send readers with no new story their watchlist's moves anyway.
     pub send_empty: bool,
+    /// Keep the edition when nobody is due one: a schedule's slot is then
+    /// done; a run on demand that reaches nobody leaves nothing behind.
+    pub keep_empty: bool,
 }
 
 /// What asking for an edition did.
@@ -49,6 +52,8 @@ pub enum EditionOutcome {
     UnderWay {
         edition_id: Uuid,
     },
+    /// Nobody is due a digest (and the run keeps no empty edition); nothing was created.
+    NobodyDue,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +212,10 @@ impl Store {
                         queue = queue.bind(delivery_id_prefix(run.now));
                     }
                     let recipients = queue.execute(&mut *tx).await?.rows_affected();
+                    if recipients == 0 && !run.keep_empty {
+                        // Leaving without a commit rolls the edition back.
+                        return Ok(EditionOutcome::NobodyDue);
+                    }
                     sqlx::query("UPDATE editions SET content = $1, recipients = $2 WHERE id = $3")
                         .bind(serde_json::to_string(&content).map_err(|e| StoreError::Corrupt(e.to_string()))?)
                         .bind(i64::try_from(recipients).unwrap_or(i64::MAX))

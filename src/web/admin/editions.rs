@@ -98,6 +98,12 @@ pub(super) async fn create_edition(form: AdminForm<RunInput>, state: web::Data<A
                 frequency.as_str()
             ),
         ),
+        Ok(EditionOutcome::NobodyDue) => notice_page(
+            &state,
+            StatusCode::OK,
+            "Nothing to send",
+            "No confirmed reader on this digest has a story they have not had yet, so no edition was made.",
+        ),
         Ok(EditionOutcome::SlotTaken) => {
             notice_page(&state, StatusCode::CONFLICT, "Already run", "That run was already made.")
         }

@@ -345,8 +345,15 @@ pub(super) async fn create_edition(
             Ok(EditionOutcome::UnderWay { edition_id }) => (
                 StatusCode::CONFLICT,
                 json!({
-                    "error": format!("The {} edition {edition_id} is still going out: wait for it, or pause or cancel it first.", frequency.as_str()),
+                    "error": format!("The {} edition {edition_id} is still going out (or paused): let it finish, or cancel it first.", frequency.as_str()),
                     "edition": edition_id,
+                }),
+            ),
+            Ok(EditionOutcome::NobodyDue) => (
+                StatusCode::OK,
+                json!({
+                    "id": null, "frequency": frequency.as_str(), "recipients": 0,
+                    "message": "No confirmed reader has a story they have not had yet: no edition was made.",
                 }),
             ),
             Ok(EditionOutcome::SlotTaken) => (StatusCode::CONFLICT, json!({ "error": "That run was already made." })),
