@@ -50,6 +50,12 @@ UPDATE deliveries SET subscriber_id = (SELECT kept_id FROM merged_readers WHERE 
                  OR (other.id < deliveries.id
                      AND other.subscriber_id IN (SELECT dropped_id FROM merged_readers WHERE kept_id = m.kept_id)))));
 
+-- What is still to be sent to a dropped row would go to the same mailbox
+-- twice, or for an edition the kept row has: it is suppressed, saying why.
+UPDATE deliveries SET status = 'suppressed',
+    last_error = 'merged into the same reader under another spelling of the address'
+    WHERE subscriber_id IN (SELECT dropped_id FROM merged_readers) AND status IN ('queued', 'sending');
+
 DELETE FROM subscribers WHERE id IN (SELECT dropped_id FROM merged_readers);
 DROP TABLE merged_readers;
 UPDATE subscribers SET email = translate(email, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') WHERE email <> translate(email, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz');

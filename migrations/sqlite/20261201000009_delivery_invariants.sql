@@ -17,3 +17,7 @@ CREATE TABLE idempotency_keys (
 INSERT INTO idempotency_keys (scope, idempotency_key, status, response, created_at)
     SELECT 'test-send', idempotency_key, status, response, created_at FROM test_sends;
 DROP TABLE test_sends;
+
+-- A digest run skips readers with a digest still on its way; this finds those
+-- without reading each reader's whole delivery history.
+CREATE INDEX deliveries_pending_by_subscriber ON deliveries (subscriber_id) WHERE status IN ('queued', 'sending');

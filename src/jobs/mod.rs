@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod digest;
+mod edition_cache;
 pub mod ingest;
 pub mod render;
 pub mod scheduler;

@@ -13,22 +13,17 @@ use chrono::Utc;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::sync::{Notify, OnceCell, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::edition_cache::EditionCache;
 use super::render::{EditionParts, Reader, RenderError, Rendered, Renderer, Rendering};
 use crate::config::{ListProtection, Settings};
 use crate::domain::{DigestFrequency, Message, SubscriberStatus};
 use crate::mailer::{EmailLinks, Mailer, Rejection, SendError, SendGate};
 use crate::store::{ClaimedDelivery, ClaimedReader, EditionControl, FinalStatus, Store, StoreError};
 use crate::tokens::TokenKey;
-
-/// Editions kept in memory while their deliveries are sent (one is sent at a
-/// time in practice; a few cover a retry of an older one).
-const CACHED_EDITIONS: usize = 8;
-/// A pause or cancel reaches sends already claimed within this long.
-const EDITION_STATE_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// Messages rendered per SMTP session at a time: the next ones are rendered
 /// while the current ones are on the wire, so sessions never wait for the CPU.
@@ -111,18 +106,21 @@ pub struct DeliveryWorker {
     tokens: TokenKey,
     settings: WorkerSettings,
     wakeup: Arc<Notify>,
-    /// Each edition's snapshot, read once however many sends wait for it.
-    editions: Arc<Mutex<HashMap<Uuid, Arc<EditionCell>>>>,
-    /// Whether each edition may send (not paused or cancelled), and when that was read.
-    edition_states: Arc<Mutex<HashMap<Uuid, (Instant, bool)>>>,
-    /// Policy refusals one after another, per edition.
-    refusals_in_a_row: Arc<Mutex<HashMap<Uuid, u32>>>,
+    editions: Arc<EditionCache>,
+    /// How each edition has gone since it started or was last paused.
+    edition_outcomes: Arc<Mutex<HashMap<Uuid, EditionOutcomes>>>,
     rate: Option<Arc<DefaultDirectRateLimiter>>,
     rate_per_domain: Option<Arc<DefaultKeyedRateLimiter<String>>>,
 }
 
-/// An edition's snapshot once read (`None`: there is no such edition).
-type EditionCell = OnceCell<Option<Arc<EditionParts>>>;
+/// What became of an edition's deliveries, as the list protection counts them.
+#[derive(Debug, Default, Clone, Copy)]
+struct EditionOutcomes {
+    sent: u64,
+    failed: u64,
+    /// Policy, relay and login refusals since the last send that went through.
+    refusals_in_a_row: u32,
+}
 
 /// What became of one claimed delivery, to be recorded.
 #[derive(Debug)]
@@ -131,6 +129,8 @@ enum Disposition {
     Retry {
         error: String,
         retry_at: chrono::DateTime<Utc>,
+        /// The server refused our login or sender: it counts as a refusal.
+        refused: bool,
     },
     /// Not tried, and back in the queue without using an attempt: its
     /// edition is paused or cancelled, or the worker is stopping.
@@ -153,14 +153,17 @@ enum Prepared {
 
 /// A claimed delivery's lease, as the gate its message passes right before
 /// it goes on the wire: the send goes ahead only while the lease covers the
-/// longest it can take (extending the lease first when it would not), and
-/// never once the lease was lost or the delivery given back.
+/// longest it can take (extending the lease first when it would not) and its
+/// edition may send, and never once the lease was lost or the delivery given
+/// back.
 struct DeliveryLease {
     store: Store,
     delivery_id: Uuid,
     claim_id: Uuid,
     lease: Duration,
     until: Mutex<Instant>,
+    /// The edition it belongs to, whose pause or cancel holds it back.
+    edition: Option<(Uuid, Arc<EditionCache>)>,
     state: AtomicU8,
 }
 
@@ -168,15 +171,18 @@ const WAITING: u8 = 0;
 const ON_THE_WIRE: u8 = 1;
 const GIVEN_BACK: u8 = 2;
 const LOST: u8 = 3;
+/// Its edition was paused or cancelled while it waited for a session.
+const HELD: u8 = 4;
 
 impl DeliveryLease {
-    fn new(store: &Store, delivery: &ClaimedDelivery, lease: Duration) -> Self {
+    fn new(store: &Store, delivery: &ClaimedDelivery, lease: Duration, editions: &Arc<EditionCache>) -> Self {
         Self {
             store: store.clone(),
             delivery_id: delivery.id,
             claim_id: delivery.claim_id,
             lease,
             until: Mutex::new(delivery.lease_until),
+            edition: delivery.edition_id.map(|id| (id, editions.clone())),
             state: AtomicU8::new(WAITING),
         }
     }
@@ -209,6 +215,12 @@ impl SendGate for DeliveryLease {
             if self.state() != WAITING {
                 return false;
             }
+            if let Some((id, editions)) = &self.edition
+                && !editions.may_send(*id).await
+            {
+                self.enter(HELD);
+                return false;
+            }
             if !self.covers(longest) {
                 let asked = Instant::now();
                 match self.store.renew_delivery_lease(self.delivery_id, self.claim_id, self.lease).await {
@@ -228,7 +240,11 @@ impl SendGate for DeliveryLease {
     }
 
     fn open_now(&self, longest: Duration) -> bool {
-        self.state() == WAITING && self.covers(longest) && self.enter(ON_THE_WIRE)
+        let edition_may_send = match &self.edition {
+            Some((id, editions)) => editions.may_send_now(*id) == Some(true),
+            None => true,
+        };
+        self.state() == WAITING && edition_may_send && self.covers(longest) && self.enter(ON_THE_WIRE)
     }
 }
 
@@ -244,6 +260,7 @@ impl DeliveryWorker {
         let rate = NonZeroU32::new(settings.rate).map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
         let rate_per_domain =
             NonZeroU32::new(settings.rate_per_domain).map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n))));
+        let editions = Arc::new(EditionCache::new(store.clone(), links.clone()));
         Self {
             store,
             mailer,
@@ -251,9 +268,8 @@ impl DeliveryWorker {
             tokens,
             settings,
             wakeup,
-            editions: Arc::default(),
-            edition_states: Arc::default(),
-            refusals_in_a_row: Arc::default(),
+            editions,
+            edition_outcomes: Arc::default(),
             rate,
             rate_per_domain,
         }
@@ -317,7 +333,7 @@ impl DeliveryWorker {
             for (_, disposition) in &outcomes {
                 tally.count(disposition);
             }
-            self.record(&outcomes).await;
+            self.record(&outcomes, stop).await;
             self.protect_the_list(&outcomes).await;
             drop(slots);
         }
@@ -344,9 +360,9 @@ impl DeliveryWorker {
 
     /// Records what became of each delivery of a chunk: the sent ones of a
     /// claim in one statement, the others one by one. A recording that fails
-    /// is tried again, the deliveries keeping their slots, until their lease
-    /// would run out (then another worker may send them again).
-    async fn record(&self, outcomes: &[(ClaimedDelivery, Disposition)]) {
+    /// is tried again, the deliveries keeping their slots, until it takes;
+    /// only a worker told to stop gives up, once their lease has run out.
+    async fn record(&self, outcomes: &[(ClaimedDelivery, Disposition)], stop: &CancellationToken) {
         // Sent deliveries by claim: a chunk may straddle two batches.
         let mut sent: Vec<(Uuid, Instant, Vec<Uuid>)> = Vec::new();
         for (delivery, disposition) in outcomes {
@@ -363,83 +379,82 @@ impl DeliveryWorker {
                     continue;
                 }
                 Disposition::Lost => continue,
-                Disposition::Retry { error, retry_at } => {
-                    retrying(until, || self.store.mark_delivery_retry(delivery, error, *retry_at)).await
+                Disposition::Retry { error, retry_at, .. } => {
+                    retrying(stop, until, || self.store.mark_delivery_retry(delivery, error, *retry_at)).await
                 }
-                Disposition::PutBack => retrying(until, || self.store.defer_delivery(delivery)).await,
+                Disposition::PutBack => retrying(stop, until, || self.store.defer_delivery(delivery)).await,
                 Disposition::Final { status, error, rejection } => {
                     let bounce = *rejection == Some(Rejection::MailboxUnknown);
-                    retrying(until, || self.store.mark_delivery_final(delivery, *status, error, bounce)).await
+                    retrying(stop, until, || self.store.mark_delivery_final(delivery, *status, error, bounce)).await
                 }
             };
             report_recorded(recorded.map(u64::from), 1);
         }
         for (claim_id, until, ids) in sent {
             let domain = self.links.message_domain();
-            let marked = retrying(until, || self.store.mark_deliveries_sent(claim_id, &ids, domain)).await;
+            let marked = retrying(stop, until, || self.store.mark_deliveries_sent(claim_id, &ids, domain)).await;
             report_recorded(marked, ids.len());
         }
     }
 
     /// Pauses an edition whose permanent failures pass `EDITION_PAUSE_*`: a
-    /// share of what it sent, or policy refusals one after another. A list
-    /// full of dead addresses, or a relay that refuses everything, then
-    /// costs a few messages instead of the whole edition and the sender's name.
+    /// share of what it sent since it started or was resumed, or policy,
+    /// relay or login refusals one after another. A list full of dead
+    /// addresses, or a relay that refuses everything, then costs a few
+    /// messages instead of the whole edition and the sender's name.
     async fn protect_the_list(&self, outcomes: &[(ClaimedDelivery, Disposition)]) {
         let protection = self.settings.list_protection;
-        let mut failing: Vec<Uuid> = Vec::new();
-        let mut refused: Vec<(Uuid, String)> = Vec::new();
+        let mut to_pause: Vec<(Uuid, String)> = Vec::new();
         {
-            let mut runs = self.refusals_in_a_row.lock().expect("not poisoned");
+            let mut editions = self.edition_outcomes.lock().expect("not poisoned");
             for (delivery, disposition) in outcomes {
                 let Some(edition) = delivery.edition_id else { continue };
-                match disposition {
+                let counts = editions.entry(edition).or_default();
+                let refusal = match disposition {
                     Disposition::Sent => {
-                        runs.remove(&edition);
+                        counts.sent += 1;
+                        counts.refusals_in_a_row = 0;
+                        None
                     }
                     Disposition::Final { status: FinalStatus::Failed, error, rejection } => {
-                        if !failing.contains(&edition) {
-                            failing.push(edition);
-                        }
-                        if *rejection == Some(Rejection::Policy) {
-                            let run = runs.entry(edition).or_default();
-                            *run += 1;
-                            if protection.refusals_in_a_row > 0 && *run == protection.refusals_in_a_row {
-                                refused.push((edition, error.clone()));
-                            }
-                        }
+                        counts.failed += 1;
+                        (*rejection == Some(Rejection::Policy)).then_some(error)
                     }
-                    _ => {}
+                    Disposition::Retry { error, refused: true, .. } => Some(error),
+                    _ => None,
+                };
+                if let Some(error) = refusal {
+                    counts.refusals_in_a_row += 1;
+                    if protection.refusals_in_a_row > 0 && counts.refusals_in_a_row >= protection.refusals_in_a_row {
+                        let reason = format!(
+                            "paused itself after {} policy, relay or authentication refusals in a row (the last: \
+                             {error}); check the SMTP relay's settings and the sender's reputation, then resume",
+                            counts.refusals_in_a_row
+                        );
+                        to_pause.push((edition, reason));
+                        continue;
+                    }
+                }
+                let attempted = counts.sent + counts.failed;
+                if attempted >= u64::from(protection.min_attempts)
+                    && counts.failed as f64 * 100.0 >= protection.failure_percent * attempted as f64
+                {
+                    let reason = format!(
+                        "paused itself: {} of its {attempted} deliveries since it started or was resumed failed \
+                         for good, over the {}% of EDITION_PAUSE_FAILURE_PERCENT; look at the failures below, then \
+                         resume or cancel",
+                        counts.failed, protection.failure_percent
+                    );
+                    to_pause.push((edition, reason));
                 }
             }
+            // Counting starts again from the pause: a resume gets a fresh chance.
+            for (edition, _) in &to_pause {
+                editions.remove(edition);
+            }
         }
-        for (edition, last) in refused {
-            let reason = format!(
-                "paused itself after {} policy, relay or authentication refusals in a row (the last: {last}); \
-                 check the SMTP relay's settings and the sender's reputation, then resume",
-                protection.refusals_in_a_row
-            );
+        for (edition, reason) in to_pause {
             self.pause_edition(edition, &reason).await;
-        }
-        for edition in failing {
-            let (sent, failed) = match self.store.edition_outcomes(edition).await {
-                Ok(counts) => counts,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot count an edition's failures");
-                    continue;
-                }
-            };
-            let attempted = sent + failed;
-            if attempted >= i64::from(protection.min_attempts)
-                && failed as f64 * 100.0 >= protection.failure_percent * attempted as f64
-            {
-                let reason = format!(
-                    "paused itself: {failed} of its {attempted} deliveries so far failed for good, over the \
-                     {}% of EDITION_PAUSE_FAILURE_PERCENT; look at the failures below, then resume or cancel",
-                    protection.failure_percent
-                );
-                self.pause_edition(edition, &reason).await;
-            }
         }
     }
 
@@ -447,7 +462,7 @@ impl DeliveryWorker {
         match self.store.pause_edition(edition, reason).await {
             Ok(EditionControl::Done(_)) => {
                 tracing::warn!(%edition, reason, "edition paused to protect the list");
-                self.edition_states.lock().expect("not poisoned").remove(&edition);
+                self.editions.forget_state(edition);
             }
             Ok(_) => {}
             Err(error) => tracing::error!(%error, %edition, "cannot pause an edition that fails too often"),
@@ -520,7 +535,7 @@ impl DeliveryWorker {
     #[tracing::instrument(name = "delivery", skip_all, fields(id = %delivery.id, kind = %delivery.kind_name, attempt = delivery.attempts))]
     async fn process(&self, mut delivery: ClaimedDelivery, stop: &CancellationToken) -> (ClaimedDelivery, Disposition) {
         let edition = match (&delivery.message, delivery.edition_id) {
-            (Ok(Message::Digest(_)), Some(id)) => match self.edition(id).await {
+            (Ok(Message::Digest(_)), Some(id)) => match self.editions.parts(id).await {
                 Ok(edition) => edition,
                 Err(error) => {
                     let disposition = self
@@ -547,24 +562,15 @@ impl DeliveryWorker {
         let file_stem =
             format!("{}-{}-{}", Utc::now().format("%Y%m%dT%H%M%S%.6f"), delivery.kind_name, delivery.id.simple());
         tokio::select! {
-            _ = self.wait_for_rate_limits(&delivery.recipient) => {}
+            biased;
             _ = stop.cancelled() => return (delivery, Disposition::PutBack),
+            _ = self.wait_for_rate_limits(&delivery.recipient) => {}
         }
-        if let Some(id) = delivery.edition_id
-            && !self.edition_may_send(id).await
-        {
-            // Put back, it waits for the resume, or is suppressed if
-            // cancelled. The state is read afresh next time: after a
-            // resume, a put-back delivery is due at once, and a stale
-            // "paused" would keep sending it round.
-            self.edition_states.lock().expect("not poisoned").remove(&id);
-            return (delivery, Disposition::PutBack);
-        }
-        let lease = Arc::new(DeliveryLease::new(&self.store, &delivery, self.settings.lease));
+        let lease = Arc::new(DeliveryLease::new(&self.store, &delivery, self.settings.lease, &self.editions));
         let send = self.mailer.send(email, &file_stem, lease.clone());
         tokio::pin!(send);
         let sent = tokio::select! {
-            sent = &mut send => sent,
+            biased;
             _ = stop.cancelled() => {
                 if lease.give_back() {
                     return (delivery, Disposition::PutBack);
@@ -572,14 +578,24 @@ impl DeliveryWorker {
                 // On the wire: it is finished, and recorded.
                 send.await
             }
+            sent = &mut send => sent,
         };
         delivery.lease_until = lease.until();
         let disposition = match sent {
             Ok(()) => Disposition::Sent,
             Err(SendError::NotStarted) => match lease.state() {
                 GIVEN_BACK => Disposition::PutBack,
+                // It waits for the resume, or is suppressed if cancelled.
+                HELD => {
+                    if let Some(id) = delivery.edition_id {
+                        self.editions.forget_state(id);
+                    }
+                    Disposition::PutBack
+                }
                 LOST => {
-                    tracing::warn!("a delivery's claim was lost before it was sent; it is another worker's now");
+                    tracing::warn!(
+                        "a delivery's claim was lost before it was sent (taken over, or taken back by a pause or cancel)"
+                    );
                     Disposition::Lost
                 }
                 _ => self.after_send_error(
@@ -593,20 +609,23 @@ impl DeliveryWorker {
     }
 
     fn after_send_error(&self, delivery: &ClaimedDelivery, error: SendError) -> Disposition {
+        let refused = matches!(error, SendError::Unauthorized(_));
         match error {
             SendError::Rejected { reply, rejection } => {
                 tracing::warn!(%reply, ?rejection, "delivery rejected permanently");
                 Disposition::Final { status: FinalStatus::Failed, error: reply, rejection: Some(rejection) }
             }
-            SendError::Transient(reply) if delivery.attempts >= self.settings.max_attempts => {
+            SendError::Transient(reply) | SendError::Unauthorized(reply)
+                if delivery.attempts >= self.settings.max_attempts =>
+            {
                 let reason = format!("gave up after {} attempts: {reply}", delivery.attempts);
                 tracing::warn!(%reason, "delivery failed");
                 Disposition::Final { status: FinalStatus::Failed, error: reason, rejection: None }
             }
-            SendError::Transient(reply) => {
+            SendError::Transient(reply) | SendError::Unauthorized(reply) => {
                 let delay = retry_delay(self.settings.retry_base, delivery.attempts);
                 tracing::warn!(%reply, retry_in_secs = delay.as_secs_f64(), "delivery will be retried");
-                Disposition::Retry { error: reply, retry_at: crate::store::now() + delay }
+                Disposition::Retry { error: reply, retry_at: crate::store::now() + delay, refused }
             }
             SendError::NotStarted => Disposition::PutBack,
         }
@@ -621,48 +640,6 @@ impl DeliveryWorker {
         if let Some(limiter) = &self.rate {
             limiter.until_ready().await;
         }
-    }
-
-    /// Whether edition `id` is still sending (not paused or cancelled), read
-    /// at most once a second, so a pause reaches the sends already claimed.
-    /// When the state cannot be read the send goes ahead, as it would have.
-    async fn edition_may_send(&self, id: Uuid) -> bool {
-        if let Some((read_at, may_send)) = self.edition_states.lock().expect("not poisoned").get(&id)
-            && read_at.elapsed() < EDITION_STATE_MAX_AGE
-        {
-            return *may_send;
-        }
-        let may_send = match self.store.edition_state(id).await {
-            Ok(state) => state.is_none_or(|state| state == "sending"),
-            Err(error) => {
-                tracing::warn!(%error, "cannot read an edition's state; sending");
-                true
-            }
-        };
-        let mut states = self.edition_states.lock().expect("not poisoned");
-        if states.len() >= CACHED_EDITIONS {
-            states.clear();
-        }
-        states.insert(id, (Instant::now(), may_send));
-        may_send
-    }
-
-    /// An edition's snapshot, read once and kept while its deliveries go out:
-    /// the sends that start together wait for the one read (a failed read is
-    /// tried again by the next send).
-    async fn edition(&self, id: Uuid) -> Result<Option<Arc<EditionParts>>, StoreError> {
-        let cell = {
-            let mut cache = self.editions.lock().expect("not poisoned");
-            if !cache.contains_key(&id) && cache.len() >= CACHED_EDITIONS {
-                cache.clear();
-            }
-            cache.entry(id).or_default().clone()
-        };
-        let edition = cell.get_or_try_init(|| async {
-            let content = self.store.edition_content(id).await?;
-            Ok(content.map(|content| Arc::new(EditionParts::new(&self.links, content))))
-        });
-        edition.await.cloned()
     }
 
     /// Whether the message should still go to its reader as they are now,
@@ -764,9 +741,11 @@ impl Tally {
     }
 }
 
-/// Runs a recording statement until it succeeds, or until trying again
-/// would go past `lease_until`.
-async fn retrying<T, F, Fut>(lease_until: Instant, mut record: F) -> Result<T, StoreError>
+/// Runs a recording statement until it succeeds. The outcome only needs the
+/// claim, not the lease, so it is tried past the lease too: only once `stop`
+/// is cancelled and the lease has run out does it give up (another worker
+/// may then send the message again).
+async fn retrying<T, F, Fut>(stop: &CancellationToken, lease_until: Instant, mut record: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,
@@ -775,7 +754,7 @@ where
     loop {
         match record().await {
             Ok(done) => return Ok(done),
-            Err(error) if Instant::now() + delay < lease_until => {
+            Err(error) if !stop.is_cancelled() || Instant::now() + delay < lease_until => {
                 tracing::warn!(%error, retry_in_ms = delay.as_millis(), "could not record a delivery's outcome; trying again");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(MAX_RECORD_RETRY_DELAY);
@@ -786,7 +765,7 @@ where
 }
 
 /// Logs a recording that did not take: the rows' lease ran out and another
-/// worker took them over, or the database kept failing until the lease ran out.
+/// worker took them over, or the database kept failing until a stop.
 fn report_recorded(recorded: Result<u64, StoreError>, expected: usize) {
     match recorded {
         Ok(count) if count < expected as u64 => tracing::warn!(
@@ -833,21 +812,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_recording_is_tried_again_until_it_takes_or_the_lease_would_run_out() {
+    async fn a_failed_recording_is_tried_again_until_it_takes_or_a_stopping_worker_s_lease_ran_out() {
         let failures = std::cell::Cell::new(0);
         let flaky = || {
             failures.set(failures.get() + 1);
             let count = failures.get();
             async move { if count <= 3 { Err(StoreError::Unavailable("down".into())) } else { Ok(count) } }
         };
-        let lease_until = Instant::now() + Duration::from_secs(5);
-        assert_eq!(retrying(lease_until, flaky).await.unwrap(), 4, "three failures, then it took");
+        let running = CancellationToken::new();
+        let lease_until = Instant::now();
+        assert_eq!(
+            retrying(&running, lease_until, flaky).await.unwrap(),
+            4,
+            "three failures past the lease, then it took"
+        );
 
+        let stopped = CancellationToken::new();
+        stopped.cancel();
         let started = Instant::now();
         let lease_until = started + Duration::from_millis(300);
         let down = || async { Err::<(), _>(StoreError::Unavailable("down".into())) };
-        assert!(retrying(lease_until, down).await.is_err());
-        assert!(started.elapsed() < Duration::from_millis(400), "it gives up before the lease runs out");
+        assert!(retrying(&stopped, lease_until, down).await.is_err());
+        assert!(started.elapsed() < Duration::from_millis(400), "a stopping worker gives up once the lease ran out");
         assert!(started.elapsed() >= Duration::from_millis(150), "after trying again a few times");
     }
 

@@ -27,10 +27,13 @@ use smtp::SmtpPool;
 /// Why a message was not sent, and so what to do with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Try again later: the server is unreachable, busy (4xx), full, or
-    /// refused our login.
+    /// Try again later: the server is unreachable, busy (4xx) or full.
     #[error("{0}")]
     Transient(String),
+    /// The server refused our login or our sender address: a set-up problem
+    /// an admin will fix, so the message is retried, but it counts as a refusal.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The server refused this message for good; `rejection` says whose fault.
     #[error("{reply}")]
     Rejected { reply: String, rejection: Rejection },
@@ -101,15 +104,6 @@ impl Mailer {
         match self {
             Mailer::Smtp(pool) => pool.describe(),
             Mailer::Outbox(dir) => format!(".eml files in {}", dir.display()),
-        }
-    }
-
-    /// The longest one message's send can take once its gate opened (an
-    /// SMTP message can be committed to during the send before its own).
-    pub fn longest_send(&self) -> Duration {
-        match self {
-            Mailer::Smtp(pool) => pool.longest_send(),
-            Mailer::Outbox(_) => OUTBOX_WRITE_TIME,
         }
     }
 

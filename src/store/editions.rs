@@ -261,20 +261,6 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// Its deliveries that ended sent and failed: how its recipients' servers take it.
-    pub async fn edition_outcomes(&self, id: Uuid) -> StoreResult<(i64, i64)> {
-        Ok(on_reader!(self, |pool| {
-            sqlx::query_as(
-                "SELECT COALESCE(SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END), 0), \
-                     COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) \
-                 FROM deliveries WHERE edition_id = $1 AND status IN ('sent', 'failed')",
-            )
-            .bind(id)
-            .fetch_one(pool)
-            .await
-        })?)
-    }
-
     /// `sending`, `paused` or `cancelled`; `None` when there is no such edition.
     pub async fn edition_state(&self, id: Uuid) -> StoreResult<Option<String>> {
         Ok(on_reader!(self, |pool| {

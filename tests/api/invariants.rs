@@ -215,6 +215,27 @@ async fn an_edition_pauses_itself_when_too_many_of_its_addresses_do_not_exist() 
 }
 
 #[tokio::test]
+async fn a_cancel_stops_the_messages_already_claimed_and_waiting_for_a_session() {
+    let app = spawn_app_with(&[("SEND_CONCURRENCY", "1"), ("DIGEST_STORY_SETTLE_SECONDS", "0")]).await;
+    app.smtp.delay_each_message(Duration::from_millis(400));
+    app.readers_with_a_story(30, "reader").await;
+    let created = app.post_edition(None).await.json::<serde_json::Value>().await.unwrap();
+    let id = created["id"].as_str().unwrap().parse().unwrap();
+    while app.smtp.mails().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.post_edition_action(id, "cancel").await.status(), 200);
+    let at_cancel = app.smtp.mails().len();
+    app.wait_until_outbox_idle_for(Duration::from_secs(30)).await;
+    // The one on the wire finishes, and those whose gate read the state in the second before.
+    let after = app.smtp.mails().len() - at_cancel;
+    assert!(after <= 4, "{after} messages went out after the cancel");
+    let listed = app.listed_edition(&id.to_string()).await;
+    assert_eq!(listed["progress"]["sent"].as_i64().unwrap() as usize, app.smtp.mails().len(), "{listed}");
+    assert_eq!(listed["progress"]["suppressed"].as_i64().unwrap() as usize, 30 - app.smtp.mails().len(), "{listed}");
+}
+
+#[tokio::test]
 async fn three_run_nows_at_once_make_one_edition_and_each_reader_gets_one_digest() {
     let app = spawn_app_with(&[("DIGEST_STORY_SETTLE_SECONDS", "0")]).await;
     app.readers_with_a_story(50, "reader").await;

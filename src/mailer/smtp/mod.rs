@@ -283,7 +283,12 @@ impl SmtpPool {
             session = session.starttls(&self.tls, server_name()?, &self.hello).await.map_err(refused)?;
         }
         if let Some((username, password)) = &self.credentials {
-            session.login(username, password.expose_secret()).await.map_err(refused)?;
+            session.login(username, password.expose_secret()).await.map_err(|error| match error {
+                SmtpError::Rejected { reply, .. } if reply.code >= 500 => {
+                    SendError::Unauthorized(format!("{host}:{port} refused our login: {reply}"))
+                }
+                error => refused(error),
+            })?;
         }
         Ok(session)
     }
@@ -301,7 +306,10 @@ fn classify(error: SmtpError) -> SendError {
         return SendError::Transient(reply_text);
     };
     let rejected = |rejection| SendError::Rejected { reply: reply_text.clone(), rejection };
-    if reply.code < 500 || matches!(reply.code, 530 | 534 | 535 | 538) || command == "MAIL FROM" {
+    if reply.code >= 500 && (matches!(reply.code, 530 | 534 | 535 | 538) || command == "MAIL FROM") {
+        return SendError::Unauthorized(reply_text);
+    }
+    if reply.code < 500 {
         return SendError::Transient(reply_text);
     }
     match enhanced_status(&reply) {
@@ -373,7 +381,7 @@ mod tests {
 
     fn outcome(command: &'static str, line: &str) -> Result<Option<Rejection>, String> {
         match classify(rejected(command, line)) {
-            SendError::Transient(_) => Ok(None),
+            SendError::Transient(_) | SendError::Unauthorized(_) => Ok(None),
             SendError::Rejected { rejection, .. } => Ok(Some(rejection)),
             other => Err(format!("{other:?}")),
         }
@@ -422,6 +430,10 @@ mod tests {
         ] {
             assert_eq!(outcome(command, line), Ok(None), "{line}");
         }
+        let unauthorized = |command, line| matches!(classify(rejected(command, line)), SendError::Unauthorized(_));
+        assert!(unauthorized("MAIL FROM", "553 5.7.1 sender address rejected"), "counted as a refusal");
+        assert!(unauthorized("RCPT TO", "530 5.7.0 authentication required"));
+        assert!(!unauthorized("RCPT TO", "450 4.2.0 mailbox busy"));
     }
 
     /// A server that greets, then never answers again.
