@@ -398,7 +398,7 @@ async fn the_login_uses_auth_plain_or_else_auth_login_and_a_refused_one_is_retri
     ])])
     .await;
     let error = send(&refused.mailer_with(SmtpSecurity::None, Some(("ann", "wrong"))), "bob@example.com").await;
-    assert!(matches!(&error, Err(SendError::Transient(reply)) if reply.contains("535")), "{error:?}");
+    assert!(matches!(&error, Err(SendError::Unauthorized(reply)) if reply.contains("535")), "{error:?}");
     assert!(!format!("{error:?}").contains("wrong"), "the password stays out of errors");
 }
 
