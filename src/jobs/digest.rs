@@ -183,6 +183,7 @@ mod tests {
             currency: None,
             as_of: at(16),
             source: "api".into(),
+            suspect: false,
         }
     }
 

@@ -24,7 +24,11 @@ impl Ingest {
             store,
             feed_urls: settings.feed_urls.clone(),
             feeds: FeedPoller::new(settings.fetch_timeout, settings.feed_max_bytes),
-            quotes: QuoteFetcher::new(&settings.quote_providers, settings.fetch_timeout),
+            quotes: QuoteFetcher::new(
+                &settings.quote_providers,
+                settings.fetch_timeout,
+                settings.quote_max_move_percent,
+            ),
         }
     }
 

@@ -13,6 +13,7 @@ mod helpers;
 mod invariants;
 mod lifecycle;
 mod public_api;
+mod quote_sanity;
 mod replay;
 mod signup;
 mod smtp_client;
