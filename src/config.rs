@@ -134,6 +134,10 @@ pub struct Settings {
     pub feed_urls: Vec<Url>,
     pub feed_poll_interval: Duration,
     pub feed_max_bytes: usize,
+    /// The most items taken from one feed in one poll (the newest).
+    pub feed_max_items: usize,
+    /// Whether a feed may redirect to a loopback, link-local or private address.
+    pub feed_allow_private: bool,
     /// Timeout of each request to a feed or a quote provider.
     pub fetch_timeout: Duration,
     /// Quote providers in the order they are tried.
@@ -331,6 +335,11 @@ impl Settings {
             feed_urls,
             feed_poll_interval: vars.seconds_at_least_one("FEED_POLL_SECONDS", 600)?,
             feed_max_bytes: vars.parsed("FEED_MAX_BYTES", 5 * 1024 * 1024)?,
+            feed_max_items: match vars.parsed("FEED_MAX_ITEMS", 200)? {
+                0 => return Err(vars.error("FEED_MAX_ITEMS", "must be at least 1".into())),
+                items => items,
+            },
+            feed_allow_private: vars.flag("FEED_ALLOW_PRIVATE", false)?,
             fetch_timeout: vars.seconds_at_least_one("FETCH_TIMEOUT_SECONDS", 20)?,
             quote_providers,
             quote_poll_interval: vars.seconds_at_least_one("QUOTE_POLL_SECONDS", 900)?,
@@ -580,6 +589,8 @@ mod tests {
             ("DIGEST_SCHEDULE", "at five"),
             ("QUOTE_MAX_MOVE_PERCENT", "0"),
             ("QUOTE_MAX_MOVE_PERCENT", "NaN"),
+            ("FEED_MAX_ITEMS", "0"),
+            ("FEED_ALLOW_PRIVATE", "maybe"),
         ] {
             let error = settings(&[(var, value)]).unwrap_err();
             assert_eq!(error.variable, var);

@@ -23,7 +23,12 @@ impl Ingest {
         Self {
             store,
             feed_urls: settings.feed_urls.clone(),
-            feeds: FeedPoller::new(settings.fetch_timeout, settings.feed_max_bytes),
+            feeds: FeedPoller::new(
+                settings.fetch_timeout,
+                settings.feed_max_bytes,
+                settings.feed_max_items,
+                settings.feed_allow_private,
+            ),
             quotes: QuoteFetcher::new(
                 &settings.quote_providers,
                 settings.fetch_timeout,

@@ -8,6 +8,7 @@ mod cli;
 mod delivery;
 mod digest;
 mod digest_delivery;
+mod feed_safety;
 mod health;
 mod helpers;
 mod invariants;
