@@ -102,6 +102,12 @@ async fn a_move_beyond_the_sanity_bound_is_kept_as_suspect_and_never_alerted_nor
     let suspect: Vec<bool> = saved["quotes"].as_array().unwrap().iter().map(|q| q["suspect"] == true).collect();
     assert_eq!(suspect, [true, true, false], "+386% and -90% are past the default bound of 300%: {saved}");
 
+    let public: Value = app.get("/api/quotes?symbols=NOK").await.json().await.unwrap();
+    assert_eq!(
+        (public["quotes"][0]["suspect"].clone(), public["quotes"][0]["change"].clone()),
+        (json!(true), Value::Null)
+    );
+
     let output = app.run_command(&["alerts", "--dry-run"]).await;
     assert!(output.contains("dry run: 1 alerts due, from 1 fresh quotes"), "only AAPL may alert: {output}");
 
