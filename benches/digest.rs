@@ -79,6 +79,7 @@ async fn seed(database: &str, readers: u32) -> usize {
             currency: Some("USD".into()),
             as_of: Utc::now(),
             source: "bench".into(),
+            suspect: false,
         };
         store.save_quote(&quote).await.unwrap();
     }

@@ -134,11 +134,17 @@ pub struct Settings {
     pub feed_urls: Vec<Url>,
     pub feed_poll_interval: Duration,
     pub feed_max_bytes: usize,
+    /// The most items taken from one feed in one poll (the newest).
+    pub feed_max_items: usize,
+    /// Whether a feed may redirect to a loopback, link-local or private address.
+    pub feed_allow_private: bool,
     /// Timeout of each request to a feed or a quote provider.
     pub fetch_timeout: Duration,
     /// Quote providers in the order they are tried.
     pub quote_providers: Vec<ProviderSettings>,
     pub quote_poll_interval: Duration,
+    /// A quote that moved more than this (up, or down to less than 1/(1 + this/100)) is stored as suspect.
+    pub quote_max_move_percent: f64,
     /// Cron times and dates in emails are in this zone.
     pub time_zone: chrono_tz::Tz,
     /// `None` when set to `off`: the edition is then made only on demand.
@@ -287,6 +293,10 @@ impl Settings {
                 .map_err(|m| vars.error("FEED_URLS", m))?,
         };
         let quote_providers = quote_providers(&vars)?;
+        let quote_max_move_percent: f64 = vars.parsed("QUOTE_MAX_MOVE_PERCENT", 300.0)?;
+        if !(quote_max_move_percent.is_finite() && quote_max_move_percent > 0.0) {
+            return Err(vars.error("QUOTE_MAX_MOVE_PERCENT", "must be a percentage above 0, like 300".into()));
+        }
         let dkim = dkim_signer(&vars)?;
         let time_zone = match vars.text("TIMEZONE") {
             None => chrono_tz::America::New_York,
@@ -325,9 +335,15 @@ impl Settings {
             feed_urls,
             feed_poll_interval: vars.seconds_at_least_one("FEED_POLL_SECONDS", 600)?,
             feed_max_bytes: vars.parsed("FEED_MAX_BYTES", 5 * 1024 * 1024)?,
+            feed_max_items: match vars.parsed("FEED_MAX_ITEMS", 200)? {
+                0 => return Err(vars.error("FEED_MAX_ITEMS", "must be at least 1".into())),
+                items => items,
+            },
+            feed_allow_private: vars.flag("FEED_ALLOW_PRIVATE", false)?,
             fetch_timeout: vars.seconds_at_least_one("FETCH_TIMEOUT_SECONDS", 20)?,
             quote_providers,
             quote_poll_interval: vars.seconds_at_least_one("QUOTE_POLL_SECONDS", 900)?,
+            quote_max_move_percent,
             time_zone,
             digest_schedule: vars.schedule("DIGEST_SCHEDULE", "30 17 * * 1-5")?,
             weekly_digest_schedule: vars.schedule("WEEKLY_DIGEST_SCHEDULE", "0 9 * * 6")?,
@@ -571,6 +587,10 @@ mod tests {
             ("YAHOO_BASE_URL", "localhost:8080"),
             ("TIMEZONE", "Mars/Olympus"),
             ("DIGEST_SCHEDULE", "at five"),
+            ("QUOTE_MAX_MOVE_PERCENT", "0"),
+            ("QUOTE_MAX_MOVE_PERCENT", "NaN"),
+            ("FEED_MAX_ITEMS", "0"),
+            ("FEED_ALLOW_PRIVATE", "maybe"),
         ] {
             let error = settings(&[(var, value)]).unwrap_err();
             assert_eq!(error.variable, var);

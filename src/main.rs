@@ -242,8 +242,12 @@ async fn print_feed_poll(ingest: &Ingest) -> bool {
     for report in ingest.poll_feeds().await {
         let outcome = match report.outcome {
             FeedOutcome::NotModified => "not modified since the last poll".to_string(),
-            FeedOutcome::Polled { inserted, updated, unchanged, skipped } => {
-                format!("{inserted} new, {updated} updated, {unchanged} unchanged, {skipped} skipped")
+            FeedOutcome::Polled { inserted, updated, unchanged, skipped, left_out } => {
+                let mut line = format!("{inserted} new, {updated} updated, {unchanged} unchanged, {skipped} skipped");
+                if left_out > 0 {
+                    line += &format!(", {left_out} past FEED_MAX_ITEMS left out");
+                }
+                line
             }
             FeedOutcome::Failed(error) => {
                 all_succeeded = false;

@@ -184,6 +184,7 @@ mod tests {
             currency: None,
             as_of: at(16),
             source: "api".into(),
+            suspect: false,
         }
     }
 

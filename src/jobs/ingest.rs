@@ -23,8 +23,17 @@ impl Ingest {
         Self {
             store,
             feed_urls: settings.feed_urls.clone(),
-            feeds: FeedPoller::new(settings.fetch_timeout, settings.feed_max_bytes),
-            quotes: QuoteFetcher::new(&settings.quote_providers, settings.fetch_timeout),
+            feeds: FeedPoller::new(
+                settings.fetch_timeout,
+                settings.feed_max_bytes,
+                settings.feed_max_items,
+                settings.feed_allow_private,
+            ),
+            quotes: QuoteFetcher::new(
+                &settings.quote_providers,
+                settings.fetch_timeout,
+                settings.quote_max_move_percent,
+            ),
         }
     }
 

@@ -374,6 +374,7 @@ mod tests {
                 currency: Some("USD".into()),
                 as_of: now,
                 source: "api".into(),
+                suspect: false,
             }],
         }
     }

@@ -43,12 +43,12 @@ pub type AlertTiers = std::collections::HashMap<(Uuid, String, String, String), 
 
 impl Store {
     /// Latest quotes as of `since` or later: older prices (a closed market's)
-    /// never alert.
+    /// never alert, and neither do suspect ones.
     pub async fn fresh_quotes(&self, since: DateTime<Utc>) -> StoreResult<Vec<StoredQuote>> {
         let quotes = on_reader!(self, |pool| {
             sqlx::query_as(
-                "SELECT symbol, price, previous_close, currency, as_of, source FROM latest_quotes \
-                 WHERE as_of >= $1 ORDER BY symbol",
+                "SELECT symbol, price, previous_close, currency, as_of, source, suspect FROM latest_quotes \
+                 WHERE as_of >= $1 AND NOT suspect ORDER BY symbol",
             )
             .bind(since)
             .fetch_all(pool)

@@ -214,7 +214,7 @@ impl Store {
     pub async fn newest_quotes(&self, limit: u32) -> StoreResult<Vec<StoredQuote>> {
         on_reader!(self, |pool| {
             sqlx::query_as(
-                "SELECT symbol, price, previous_close, currency, as_of, source FROM latest_quotes \
+                "SELECT symbol, price, previous_close, currency, as_of, source, suspect FROM latest_quotes \
                  ORDER BY as_of DESC, symbol LIMIT $1",
             )
             .bind(i64::from(limit))

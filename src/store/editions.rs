@@ -144,7 +144,7 @@ const SNAPSHOT_STORIES: &str = concat!(
      ORDER BY created_at DESC LIMIT $3"
 );
 
-const SNAPSHOT_QUOTES: &str = "SELECT symbol, price, previous_close, currency, as_of, source FROM latest_quotes WHERE as_of >= $1 ORDER BY symbol";
+const SNAPSHOT_QUOTES: &str = "SELECT symbol, price, previous_close, currency, as_of, source, suspect FROM latest_quotes WHERE as_of >= $1 AND NOT suspect ORDER BY symbol";
 
 impl Store {
     /// Creates the edition for `run.slot` and queues its deliveries, unless

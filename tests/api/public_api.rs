@@ -129,3 +129,23 @@ async fn the_stories_api_answers_with_a_list_and_validates_the_limit() {
         assert_eq!(app.get(&format!("/api/stories?limit={bad}")).await.status(), 400, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn the_public_api_rounds_the_change_to_the_precision_of_the_price() {
+    let app = spawn_app().await;
+    app.push_quotes(&json!([
+        {"symbol": "NOK", "price": 5.83, "previous_close": 5.49, "as_of": "2026-11-20T21:00:00Z"},
+        {"symbol": "XIACF", "price": 0.6812, "previous_close": 0.6754, "as_of": "2026-11-20T21:00:00Z"},
+        {"symbol": "PENNY", "price": 0.123456, "previous_close": 0.1, "as_of": "2026-11-20T21:00:00Z"},
+    ]))
+    .await;
+    let listed: serde_json::Value = app.get("/api/quotes?symbols=NOK,XIACF,PENNY").await.json().await.unwrap();
+    let quote =
+        |symbol: &str| listed["quotes"].as_array().unwrap().iter().find(|q| q["symbol"] == symbol).unwrap().clone();
+    assert_eq!((quote("NOK")["change"].clone(), quote("NOK")["change_percent"].clone()), (json!(0.34), json!(6.19)));
+    assert_eq!(
+        (quote("XIACF")["change"].clone(), quote("XIACF")["change_percent"].clone()),
+        (json!(0.0058), json!(0.86))
+    );
+    assert_eq!(quote("PENNY")["change"], json!(0.0235), "at most four decimals");
+}

@@ -14,7 +14,7 @@ use crate::replay::{Recorded, ReplayServer};
 
 const RSS: &str = "application/rss+xml; charset=UTF-8";
 
-async fn ingest(database_url: &str, envs: &[(&str, String)], args: &[&str]) -> (Option<i32>, String) {
+pub async fn ingest(database_url: &str, envs: &[(&str, String)], args: &[&str]) -> (Option<i32>, String) {
     let mut command = tickermail();
     command.env("DATABASE_URL", database_url).arg("ingest").args(args);
     for (name, value) in envs {
@@ -26,7 +26,7 @@ async fn ingest(database_url: &str, envs: &[(&str, String)], args: &[&str]) -> (
     (output.status.code(), String::from_utf8(output.stdout).unwrap() + &stderr)
 }
 
-async fn store_at(database_url: &str) -> Store {
+pub async fn store_at(database_url: &str) -> Store {
     let store = Store::connect(database_url).await.unwrap();
     store.migrate().await.unwrap();
     store

@@ -23,7 +23,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::http::{self, BodyError};
-use crate::domain::Listing;
+use crate::domain::{Listing, in_major_unit, major_unit, plausible_price, plausible_range, round_to};
 use crate::store::{Store, StoredQuote};
 
 /// A provider's answer is a small JSON or CSV document; anything bigger is not one.
@@ -48,7 +48,9 @@ pub struct Quote {
 }
 
 impl Quote {
-    /// Checks what a provider sent: positive, finite prices and a time that is not in the future.
+    /// Checks what a provider sent: prices a share can have, in the major
+    /// unit of their currency (pence become pounds), and a time that is not
+    /// in the future.
     fn new(
         listing: &Listing,
         price: f64,
@@ -56,19 +58,27 @@ impl Quote {
         currency: Option<String>,
         as_of: DateTime<Utc>,
     ) -> Result<Quote, QuoteError> {
+        let (currency, divisor) = match currency.as_deref().and_then(major_unit) {
+            Some((code, divisor)) => (Some(code), divisor),
+            None => (None, 1.0),
+        };
+        let (price, previous_close) = (in_major_unit(price, divisor), in_major_unit(previous_close, divisor));
         for (field, value) in [("price", price), ("previous close", previous_close)] {
-            if !(value.is_finite() && value > 0.0) {
-                return Err(QuoteError::Malformed(format!("{field} {value} is not a positive number")));
+            if plausible_price(value).is_none() {
+                return Err(QuoteError::Malformed(format!(
+                    "{field} {value} is not a plausible price ({})",
+                    plausible_range()
+                )));
             }
         }
         if as_of > Utc::now() + MAX_CLOCK_SKEW {
             return Err(QuoteError::Malformed(format!("quote time {as_of} is in the future")));
         }
-        let currency = currency.filter(|c| c.len() == 3 && c.chars().all(|c| c.is_ascii_alphabetic()));
         Ok(Quote { listing: listing.clone(), price, previous_close, currency, as_of })
     }
 
-    pub fn to_stored(&self, source: &str) -> StoredQuote {
+    /// The quote as stored, suspect when it moved more than `max_move_percent`.
+    pub fn to_stored(&self, source: &str, max_move_percent: f64) -> StoredQuote {
         StoredQuote {
             symbol: self.listing.key(),
             price: self.price,
@@ -76,6 +86,7 @@ impl Quote {
             currency: self.currency.clone(),
             as_of: self.as_of,
             source: source.to_string(),
+            suspect: StoredQuote::is_suspect_move(self.price, self.previous_close, max_move_percent),
         }
     }
 }
@@ -295,6 +306,7 @@ fn describe_request_error(error: reqwest::Error) -> String {
 pub struct QuoteFetcher {
     client: reqwest::Client,
     providers: Vec<Provider>,
+    max_move_percent: f64,
 }
 
 /// What one round of quote fetching did.
@@ -307,7 +319,7 @@ pub struct QuoteReport {
 }
 
 impl QuoteFetcher {
-    pub fn new(providers: &[ProviderSettings], timeout: Duration) -> Self {
+    pub fn new(providers: &[ProviderSettings], timeout: Duration, max_move_percent: f64) -> Self {
         let providers = providers
             .iter()
             .map(|settings| Provider {
@@ -316,7 +328,7 @@ impl QuoteFetcher {
                 resting_until: Mutex::new(None),
             })
             .collect();
-        Self { client: http::client(timeout), providers }
+        Self { client: http::client(timeout), providers, max_move_percent }
     }
 
     pub fn provider_names(&self) -> Vec<&'static str> {
@@ -366,7 +378,7 @@ impl QuoteFetcher {
                 continue;
             };
             match self.fetch(&listing).await {
-                Ok((quote, source)) => match store.save_quote(&quote.to_stored(source)).await {
+                Ok((quote, source)) => match store.save_quote(&quote.to_stored(source, self.max_move_percent)).await {
                     Ok(_) => report.stored.push((symbol.clone(), source)),
                     Err(error) => {
                         tracing::error!(%symbol, %error, "could not store a quote");
@@ -392,12 +404,6 @@ fn number(value: &serde_json::Value) -> Option<f64> {
         serde_json::Value::String(s) => s.trim().trim_end_matches('%').parse().ok(),
         _ => None,
     }
-}
-
-/// Rounds away float32 noise (`5.78000020980835`) to `decimals` places.
-fn round_to(value: f64, decimals: u32) -> f64 {
-    let scale = 10f64.powi(decimals.min(8) as i32);
-    (value * scale).round() / scale
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::{SubscriberEmail, Ticker};
+use crate::domain::{SubscriberEmail, Ticker, in_major_unit, major_unit, plausible_price, plausible_range};
 use crate::jobs::digest::{manual_run, on_demand_frequency};
 use crate::jobs::test_send::{TestKind, TestSendError};
 use crate::sources::{RawStory, clean_story};
@@ -60,8 +60,9 @@ pub(super) async fn stats(_: AdminApi, state: web::Data<AppState>) -> HttpRespon
 #[serde(deny_unknown_fields)]
 pub(super) struct QuoteInput {
     symbol: String,
-    price: f64,
-    previous_close: f64,
+    /// Read as any JSON value so that a string or `null` is answered with the field's name.
+    price: serde_json::Value,
+    previous_close: serde_json::Value,
     as_of: DateTime<Utc>,
     currency: Option<String>,
 }
@@ -85,30 +86,31 @@ impl<T> OneOrMany<T> {
 /// Quotes the far future cannot have; a clock a little ahead is tolerated.
 const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
-fn parse_quote(input: QuoteInput, index: Option<usize>) -> Result<StoredQuote, InvalidField> {
+fn parse_quote(input: QuoteInput, index: Option<usize>, max_move_percent: f64) -> Result<StoredQuote, InvalidField> {
     let symbol = Ticker::parse(&input.symbol).map_err(|m| invalid(index, "symbol", m))?;
-    for (field, value) in [("price", input.price), ("previous_close", input.previous_close)] {
-        if !(value.is_finite() && value > 0.0) {
-            return Err(invalid(index, field, format!("{field} must be a positive number")));
-        }
-    }
+    // Pence, cents and agorot are kept in pounds, rand and shekels.
+    let (currency, divisor) = match input.currency.as_deref().map(major_unit) {
+        None => (None, 1.0),
+        Some(Some((code, divisor))) => (Some(code), divisor),
+        Some(None) => return Err(invalid(index, "currency", "currency must be a 3-letter code like USD".into())),
+    };
+    let price = |field: &'static str, value: &serde_json::Value| {
+        value.as_f64().map(|v| in_major_unit(v, divisor)).and_then(plausible_price).ok_or_else(|| {
+            invalid(index, field, format!("{field} must be a number {} (in major units)", plausible_range()))
+        })
+    };
+    let (price, previous_close) = (price("price", &input.price)?, price("previous_close", &input.previous_close)?);
     if input.as_of > Utc::now() + MAX_CLOCK_SKEW {
         return Err(invalid(index, "as_of", "as_of is in the future".into()));
     }
-    let currency = match input.currency {
-        Some(code) if code.len() == 3 && code.chars().all(|c| c.is_ascii_alphabetic()) => {
-            Some(code.to_ascii_uppercase())
-        }
-        Some(_) => return Err(invalid(index, "currency", "currency must be a 3-letter code like USD".into())),
-        None => None,
-    };
     Ok(StoredQuote {
         symbol: symbol.as_str().to_string(),
-        price: input.price,
-        previous_close: input.previous_close,
+        price,
+        previous_close,
         currency,
         as_of: input.as_of,
         source: "api".into(),
+        suspect: StoredQuote::is_suspect_move(price, previous_close, max_move_percent),
     })
 }
 
@@ -124,7 +126,7 @@ pub(super) async fn push_quotes(
     let many = inputs.len() > 1;
     let mut quotes = Vec::with_capacity(inputs.len());
     for (index, input) in inputs.into_iter().enumerate() {
-        match parse_quote(input, many.then_some(index)) {
+        match parse_quote(input, many.then_some(index), state.settings.quote_max_move_percent) {
             Ok(quote) => quotes.push(quote),
             Err(invalid) => return invalid.response(),
         }

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, HttpResponseBuilder, get, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::domain::Ticker;
+use crate::domain::{Ticker, decimals, round_to};
 use crate::store::StoredQuote;
 use crate::web::AppState;
 
@@ -36,12 +36,28 @@ pub(super) struct QuotesQuery {
     symbols: Option<String>,
 }
 
+/// A quote with its day's change, rounded as the price is written (at most
+/// four decimals; the percentage to two). A suspect quote has no change.
 #[derive(Serialize)]
 struct QuoteView<'a> {
     #[serde(flatten)]
     quote: &'a StoredQuote,
-    change: f64,
-    change_percent: f64,
+    change: Option<f64>,
+    change_percent: Option<f64>,
+}
+
+impl<'a> QuoteView<'a> {
+    fn of(quote: &'a StoredQuote) -> Self {
+        if quote.suspect {
+            return QuoteView { quote, change: None, change_percent: None };
+        }
+        let places = decimals(quote.price).max(decimals(quote.previous_close)).min(4);
+        QuoteView {
+            quote,
+            change: Some(round_to(quote.price - quote.previous_close, places)),
+            change_percent: Some(round_to(quote.change_percent(), 2)),
+        }
+    }
 }
 
 /// `?symbols=NOK,AAPL`: the latest quote of each, with the day's change.
@@ -69,14 +85,7 @@ pub(super) async fn quotes(query: web::Query<QuotesQuery>, state: web::Data<AppS
         Err(error) => return unavailable(error),
     };
     let unknown: Vec<&String> = symbols.iter().filter(|s| !found.iter().any(|q| &q.symbol == *s)).collect();
-    let views: Vec<QuoteView> = found
-        .iter()
-        .map(|quote| QuoteView {
-            quote,
-            change: quote.price - quote.previous_close,
-            change_percent: quote.change_percent(),
-        })
-        .collect();
+    let views: Vec<QuoteView> = found.iter().map(QuoteView::of).collect();
     widget_response(HttpResponse::Ok()).json(json!({ "quotes": views, "unknown": unknown, "invalid": invalid }))
 }
 
