@@ -829,6 +829,7 @@ impl Case {
                     currency: Some("USD".into()),
                     as_of: tickermail::store::now(),
                     source: "model".into(),
+                    suspect: false,
                 };
                 self.store.save_quote(&quote).await.expect("save a quote");
                 self.model.quoted.insert(symbol.to_string());
