@@ -105,36 +105,64 @@ impl Store {
         Ok(history)
     }
 
-    /// Adds readers an admin says consented, as confirmed, in one transaction.
-    /// An address already known, in any status, is left as it is: an import
-    /// never re-subscribes anyone who left or bounced. Returns how many were added.
+    /// Adds readers an admin says consented, as confirmed, in one transaction,
+    /// each with an import consent. An address already known, in any status,
+    /// is left as it is: an import never re-subscribes anyone who left or
+    /// bounced. Returns how many were added.
     pub async fn import_subscribers(&self, readers: &[ImportedReader]) -> StoreResult<u64> {
         let now = now();
-        let added = in_transaction!(self, |tx| {
-            let mut added = 0;
-            for reader in readers {
-                let inserted: Option<Uuid> = sqlx::query_scalar(
-                    "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, \
-                         created_at, updated_at, confirmed_at) \
-                     VALUES ($1, $2, $3, 'confirmed', $4, $5, $6, $6, $6) \
-                     ON CONFLICT (email) DO NOTHING RETURNING id",
+        match self {
+            // One statement for the whole batch: row by row, each round trip
+            // to the server would cost more than the row.
+            Store::Postgres(pool) => {
+                let column = |value: fn(&ImportedReader) -> String| readers.iter().map(value).collect::<Vec<_>>();
+                let added: i64 = sqlx::query_scalar(
+                    "WITH rows AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) \
+                                   AS r(email, name, tickers, nonce)), \
+                          added AS (INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, \
+                                        created_at, updated_at, confirmed_at) \
+                                    SELECT gen_random_uuid(), email, name, 'confirmed', tickers, nonce, $5, $5, $5 \
+                                    FROM rows ON CONFLICT (email) DO NOTHING RETURNING id), \
+                          consented AS (INSERT INTO consents (id, subscriber_id, at, ip, user_agent, source) \
+                                    SELECT gen_random_uuid(), id, $5, NULL, NULL, 'import' FROM added RETURNING 1) \
+                     SELECT COUNT(*) FROM consented",
                 )
-                .bind(Uuid::new_v4())
-                .bind(reader.email.as_str())
-                .bind(reader.name.as_str())
-                .bind(reader.watchlist.to_stored())
-                .bind(new_nonce())
+                .bind(column(|r| r.email.as_str().to_string()))
+                .bind(column(|r| r.name.as_str().to_string()))
+                .bind(column(|r| r.watchlist.to_stored()))
+                .bind(column(|_| new_nonce()))
                 .bind(now)
-                .fetch_optional(&mut *tx)
+                .fetch_one(pool)
                 .await?;
-                if let Some(id) = inserted {
-                    insert_consent!(&mut *tx, id, now, None::<&str>, None::<&str>, "import");
-                    added += 1;
-                }
+                Ok(u64::try_from(added).unwrap_or_default())
             }
-            added
-        });
-        Ok(added)
+            Store::Sqlite { writer, .. } => {
+                let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+                let mut added = 0;
+                for reader in readers {
+                    let inserted: Option<Uuid> = sqlx::query_scalar(
+                        "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, \
+                             created_at, updated_at, confirmed_at) \
+                         VALUES ($1, $2, $3, 'confirmed', $4, $5, $6, $6, $6) \
+                         ON CONFLICT (email) DO NOTHING RETURNING id",
+                    )
+                    .bind(Uuid::new_v4())
+                    .bind(reader.email.as_str())
+                    .bind(reader.name.as_str())
+                    .bind(reader.watchlist.to_stored())
+                    .bind(new_nonce())
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(id) = inserted {
+                        insert_consent!(&mut *tx, id, now, None::<&str>, None::<&str>, "import");
+                        added += 1;
+                    }
+                }
+                tx.commit().await?;
+                Ok(added)
+            }
+        }
     }
 
     /// Erases a reader and all their personal data (GDPR): their row, consent
