@@ -108,7 +108,7 @@ impl Application {
         ));
         let worker = DeliveryWorker::new(
             store.clone(),
-            mailer,
+            mailer.clone(),
             email_links(&settings),
             tokens.clone(),
             WorkerSettings::from_settings(&settings),
@@ -147,6 +147,7 @@ impl Application {
             worker_running,
             test_sender,
             imports: Default::default(),
+            mailer,
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -107,6 +107,34 @@ impl Mailer {
         }
     }
 
+    /// Removes what the outbox folder holds of an erased reader: the files of
+    /// their deliveries, and test messages sent to their address. Returns how
+    /// many were removed; nothing to do when mail goes out over SMTP.
+    pub async fn forget(&self, deliveries: Vec<uuid::Uuid>, address: String) -> std::io::Result<usize> {
+        let Mailer::Outbox(dir) = self else { return Ok(0) };
+        let dir = dir.clone();
+        let forget = move || {
+            let endings: Vec<String> = deliveries.iter().map(|id| format!("-{}.eml", id.simple())).collect();
+            let mut removed = 0;
+            for entry in std::fs::read_dir(&dir)? {
+                let path = entry?.path();
+                let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default().to_string();
+                let theirs = endings.iter().any(|ending| name.ends_with(ending.as_str()))
+                    || (name.contains("-test-")
+                        && std::fs::read(&path)?
+                            .to_ascii_lowercase()
+                            .windows(address.len())
+                            .any(|w| w == address.as_bytes()));
+                if theirs {
+                    std::fs::remove_file(&path)?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        };
+        tokio::task::spawn_blocking(forget).await.map_err(std::io::Error::other)?
+    }
+
     /// Sends one message once `gate` lets it. `file_stem` names the `.eml`
     /// file in outbox mode.
     pub async fn send(&self, email: Email, file_stem: &str, gate: Arc<dyn SendGate>) -> Result<(), SendError> {

@@ -35,7 +35,7 @@ pub use idempotency::{IdempotencyKey, IdempotencyScope};
 pub use quotes::StoredQuote;
 pub use signup_writer::SignupWriter;
 pub use stories::{FeedState, NewStory, Story, StoryUpsert};
-pub use subscriber_admin::{DeliveryRecord, ImportedReader, SubscriberRecord, SubscriberSummary};
+pub use subscriber_admin::{DeliveryRecord, ErasedReader, ImportedReader, SubscriberRecord, SubscriberSummary};
 pub use subscribers::{ConfirmOutcome, ConsentRecord, PreferencesUpdate, SignupOutcome, SignupRecord};
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");

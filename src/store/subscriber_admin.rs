@@ -41,6 +41,31 @@ pub struct DeliveryRecord {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// An erased reader: what files of theirs an outbox folder may hold.
+#[derive(Debug, Clone)]
+pub struct ErasedReader {
+    pub email: String,
+    pub deliveries: Vec<Uuid>,
+}
+
+/// `text` with every mention of `address` (in any letter case) struck out,
+/// or `None` when it has none.
+fn strike(text: &str, address: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    if !lower.contains(address) {
+        return None;
+    }
+    let mut struck = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (at, _) in lower.match_indices(address) {
+        struck.push_str(&text[rest..at]);
+        struck.push_str("[erased]");
+        rest = at + address.len();
+    }
+    struck.push_str(&text[rest..]);
+    Some(struck)
+}
+
 /// One reader, every consent they gave (newest first), and their latest deliveries.
 #[derive(Debug, Clone)]
 pub struct SubscriberRecord {
@@ -166,15 +191,61 @@ impl Store {
     }
 
     /// Erases a reader and all their personal data (GDPR): their row, consent
-    /// records and alert state go (the last two by cascade); their deliveries stay, for the statistics,
-    /// without an address or content. Returns whether there was such a reader.
-    pub async fn erase_subscriber(&self, id: Uuid) -> StoreResult<bool> {
+    /// records and alert state go (the last two by cascade); their deliveries
+    /// stay, for the statistics, without an address or content, and the
+    /// address is struck from every reply kept (delivery errors, test-send
+    /// answers). Returns what the outbox folder may still hold of them, or
+    /// `None` when there is no such reader.
+    pub async fn erase_subscriber(&self, id: Uuid) -> StoreResult<Option<ErasedReader>> {
         let erased = in_transaction!(self, |tx| {
-            sqlx::query("UPDATE deliveries SET recipient = 'erased', payload = '{}' WHERE subscriber_id = $1")
+            let email: Option<String> = sqlx::query_scalar("SELECT email FROM subscribers WHERE id = $1")
                 .bind(id)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM subscribers WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() == 1
+            match email {
+                None => None,
+                Some(email) => {
+                    let deliveries: Vec<(Uuid, Option<String>)> =
+                        sqlx::query_as("SELECT id, last_error FROM deliveries WHERE subscriber_id = $1")
+                            .bind(id)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    sqlx::query("UPDATE deliveries SET recipient = 'erased', payload = '{}' WHERE subscriber_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    for (delivery, error) in &deliveries {
+                        if let Some(redacted) = error.as_deref().and_then(|error| strike(error, &email)) {
+                            sqlx::query("UPDATE deliveries SET last_error = $1 WHERE id = $2")
+                                .bind(redacted)
+                                .bind(delivery)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                    let answers: Vec<(String, String, String)> = sqlx::query_as(
+                        "SELECT scope, idempotency_key, response FROM idempotency_keys \
+                         WHERE lower(response) LIKE '%' || $1 || '%'",
+                    )
+                    .bind(&email)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (scope, key, response) in &answers {
+                        if let Some(redacted) = strike(response, &email) {
+                            sqlx::query(
+                                "UPDATE idempotency_keys SET response = $1 WHERE scope = $2 AND idempotency_key = $3",
+                            )
+                            .bind(redacted)
+                            .bind(scope)
+                            .bind(key)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                    sqlx::query("DELETE FROM subscribers WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                    Some(ErasedReader { email, deliveries: deliveries.into_iter().map(|(id, _)| id).collect() })
+                }
+            }
         });
         Ok(erased)
     }
@@ -188,5 +259,18 @@ impl Store {
                 .await
         })?;
         Ok(at.flatten())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_address_is_struck_from_a_reply_in_any_letter_case() {
+        let reply = "RCPT TO: 550 5.1.1 <Ann@X.example>: no such user (ann@x.example)";
+        assert_eq!(
+            super::strike(reply, "ann@x.example").unwrap(),
+            "RCPT TO: 550 5.1.1 <[erased]>: no such user ([erased])"
+        );
+        assert_eq!(super::strike("250 ok", "ann@x.example"), None);
     }
 }

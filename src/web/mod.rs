@@ -4,6 +4,7 @@
 mod admin;
 pub mod admin_auth;
 mod client_ip;
+mod erasure;
 mod pages;
 mod rate_limit;
 mod routes;
@@ -42,6 +43,8 @@ pub struct AppState {
     /// Whether the delivery worker runs (it is started again if it dies).
     pub worker_running: Arc<std::sync::atomic::AtomicBool>,
     pub test_sender: Arc<crate::jobs::test_send::TestSender>,
+    /// The transport, for what erasing a reader removes from the outbox folder.
+    pub mailer: crate::mailer::Mailer,
     /// CSV imports started from the admin pages.
     pub imports: subscriber_csv::ImportJobs,
 }

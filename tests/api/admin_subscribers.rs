@@ -272,3 +272,62 @@ async fn a_hundred_thousand_row_import_leaves_the_site_serving_and_signing_reade
     assert!(slowest < std::time::Duration::from_secs(1), "/health took {slowest:?} during the import");
     assert!(took < std::time::Duration::from_secs(60), "the import took {took:?}");
 }
+
+#[tokio::test]
+async fn an_erased_reader_leaves_no_trace_of_their_address_in_the_database() {
+    let app = spawn_app().await;
+    app.smtp.reply_to_recipients_containing("gone.reader@", "550 5.1.1 <Gone.Reader@example.com>: no such user");
+    assert_eq!(app.post_subscriptions_form("email=gone.reader%40example.com").await.status(), 200);
+    app.wait_until_outbox_idle().await;
+    let test_send = app
+        .client
+        .post(format!("{}/admin/api/test-send", app.address))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .header("Idempotency-Key", "erase-1")
+        .json(&json!({"to": "gone.reader@example.com", "kind": "confirmation"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(test_send.status(), 502, "the sink refuses the address");
+    let mut db = crate::helpers::RawDb::connect(&app.database_url).await;
+    assert!(db.mentions(&app.store, "gone.reader@example.com").await.len() >= 3, "the address is kept before");
+
+    let id = app.find("email=gone.reader").await["subscribers"][0]["id"].as_str().unwrap().to_string();
+    let erase = app.client.delete(format!("{}/admin/api/subscribers/{id}", app.address)).bearer_auth(TEST_ADMIN_TOKEN);
+    assert_eq!(erase.send().await.unwrap().status(), 204);
+    let left = db.mentions(&app.store, "gone.reader@example.com").await;
+    assert!(left.is_empty(), "the address is still in {left:?}");
+}
+
+#[tokio::test]
+async fn an_erased_reader_s_messages_leave_the_outbox_folder() {
+    let outbox = std::env::temp_dir().join(format!("tickermail-outbox-{}", uuid::Uuid::new_v4().simple()));
+    let outbox_dir = outbox.to_str().unwrap();
+    let app = crate::helpers::spawn_app_with(&[("SMTP_URL", ""), ("MAIL_OUTBOX_DIR", outbox_dir)]).await;
+    assert_eq!(app.post_subscriptions_form("email=filed%40example.com").await.status(), 200);
+    assert_eq!(app.post_subscriptions_form("email=kept%40example.com").await.status(), 200);
+    let test_send = app
+        .client
+        .post(format!("{}/admin/api/test-send", app.address))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .json(&json!({"to": "filed@example.com", "kind": "welcome"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(test_send.status(), 200);
+    app.wait_until_outbox_idle().await;
+    let mentioning = |address: &str| {
+        std::fs::read_dir(&outbox)
+            .unwrap()
+            .filter(|entry| std::fs::read_to_string(entry.as_ref().unwrap().path()).unwrap().contains(address))
+            .count()
+    };
+    assert_eq!(mentioning("filed@example.com"), 2, "a confirmation and a test message");
+
+    let id = app.find("email=filed").await["subscribers"][0]["id"].as_str().unwrap().to_string();
+    let erase = app.client.delete(format!("{}/admin/api/subscribers/{id}", app.address)).bearer_auth(TEST_ADMIN_TOKEN);
+    assert_eq!(erase.send().await.unwrap().status(), 204);
+    assert_eq!(mentioning("filed@example.com"), 0);
+    assert_eq!(mentioning("kept@example.com"), 1, "nobody else's mail goes");
+    std::fs::remove_dir_all(&outbox).unwrap();
+}

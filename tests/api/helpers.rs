@@ -368,6 +368,25 @@ impl RawDb {
         }
     }
 
+    /// Every (table, column) whose stored text mentions `text`, in any letter case.
+    pub async fn mentions(&mut self, store: &Store, text: &str) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        for (table, column) in store.table_columns().await.unwrap() {
+            let sql = format!(
+                "SELECT COUNT(*) FROM {table} WHERE lower(CAST({column} AS TEXT)) LIKE '%{}%'",
+                text.to_ascii_lowercase()
+            );
+            let count = match self {
+                RawDb::Sqlite(db) => sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).fetch_one(db).await,
+                RawDb::Postgres(db) => sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).fetch_one(db).await,
+            };
+            if count.unwrap() > 0 {
+                found.push((table, column));
+            }
+        }
+        found
+    }
+
     /// Queues a delivery of `kind` with `payload` exactly as given, due now.
     pub async fn insert_delivery(&mut self, kind: &str, subscriber_id: Uuid, recipient: &str, payload: &str) {
         let sql = "INSERT INTO deliveries (id, kind, subscriber_id, recipient, payload, status, attempts, \

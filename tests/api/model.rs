@@ -798,7 +798,7 @@ impl Case {
             }
             Op::Erase { who } => {
                 let Some(id) = self.subscriber_id(*who).await else { return Ok(()) };
-                if !self.store.erase_subscriber(id).await.expect("erase") {
+                if self.store.erase_subscriber(id).await.expect("erase").is_none() {
                     return Err("erasing a reader the store had found found nobody".into());
                 }
                 self.model.reader(id)?.change(step, |f| f.status = Status::Erased);

@@ -269,7 +269,7 @@ pub(super) async fn erase(
             "Type the reader's address to confirm the erasure.",
         );
     }
-    match state.store.erase_subscriber(id).await {
+    match crate::web::erasure::erase_reader(&state, id).await {
         Ok(_) => notice_page(
             &state,
             StatusCode::OK,

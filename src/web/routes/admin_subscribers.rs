@@ -152,7 +152,7 @@ pub(super) async fn unsubscribe(_: AdminApi, id: web::Path<String>, state: web::
 #[delete("/admin/api/subscribers/{id}")]
 pub(super) async fn erase(_: AdminApi, id: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let Ok(id) = Uuid::parse_str(&id) else { return not_found() };
-    match state.store.erase_subscriber(id).await {
+    match crate::web::erasure::erase_reader(&state, id).await {
         Ok(true) => HttpResponse::NoContent().finish(),
         Ok(false) => not_found(),
         Err(error) => unavailable(error),
