@@ -274,10 +274,23 @@ impl TestApp {
     }
 
     pub async fn post_admin_login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_admin_login_with_headers(email, password, &[]).await
+    }
+
+    /// A login whose POST carries `headers` too (a proxy's, say).
+    pub async fn post_admin_login_with_headers(
+        &self,
+        email: &str,
+        password: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let (cookie, csrf) = self.admin_login_form().await;
         let body = format!("email={}&password={}&csrf={csrf}", urlencode(email), urlencode(password));
-        self.client
-            .post(format!("{}/admin/login", self.address))
+        let mut request = self.client.post(format!("{}/admin/login", self.address));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
             .header("Cookie", cookie)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body)

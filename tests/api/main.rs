@@ -5,6 +5,7 @@ mod admin_subscribers;
 mod alerts;
 mod browser;
 mod cli;
+mod client_addresses;
 mod delivery;
 mod digest;
 mod digest_delivery;
