@@ -137,6 +137,12 @@ pub struct Settings {
     pub signup_limit_per_hour: u32,
     /// Where the client address of the limits and the consent record comes from.
     pub client_address: ClientAddressSettings,
+    /// How long a request may take to send its body…
+    pub body_timeout: Duration,
+    /// …and an admin CSV import, which may be megabytes.
+    pub import_body_timeout: Duration,
+    /// Requests one client address may have in progress at once; 0 for no cap.
+    pub max_connections_per_client: u32,
     pub confirmation_ttl: Duration,
     /// A repeated sign-up of a pending address sends another confirmation
     /// only after this long, so a form cannot be used to flood an inbox.
@@ -334,6 +340,9 @@ impl Settings {
             log_format,
             signup_limit_per_hour: vars.parsed("SIGNUP_LIMIT_PER_HOUR", 10)?,
             client_address: client_address(&vars)?,
+            body_timeout: vars.seconds_at_least_one("BODY_TIMEOUT_SECONDS", 10)?,
+            import_body_timeout: vars.seconds_at_least_one("IMPORT_BODY_TIMEOUT_SECONDS", 120)?,
+            max_connections_per_client: vars.parsed("MAX_CONNECTIONS_PER_CLIENT", 32)?,
             confirmation_ttl: Duration::from_secs(3600 * vars.parsed::<u64>("CONFIRMATION_TTL_HOURS", 168)?),
             confirmation_resend_interval: Duration::from_secs(vars.parsed("CONFIRMATION_RESEND_SECONDS", 300)?),
             send_concurrency,
@@ -623,6 +632,9 @@ mod tests {
             ("TRUST_PROXY_HEADERS", "x-real-ip"),
             ("TRUSTED_PROXIES", "10.0.0.0/33"),
             ("TRUSTED_PROXIES", "127.0.0.1, proxy.internal"),
+            ("BODY_TIMEOUT_SECONDS", "0"),
+            ("IMPORT_BODY_TIMEOUT_SECONDS", "soon"),
+            ("MAX_CONNECTIONS_PER_CLIENT", "many"),
             ("APP_ENV", "staging"),
             ("FEED_URLS", "https://ok.example/feed/, ftp://files.example/feed"),
             ("QUOTE_PROVIDERS", "yahoo,bloomberg"),

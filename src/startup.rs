@@ -27,7 +27,7 @@ use crate::mailer::{EmailLinks, Mailer};
 use crate::store::{DeliveryProgress, EditionCreated, EditionOutcome, Story};
 use crate::store::{SignupWriter, Store};
 use crate::tokens::TokenKey;
-use crate::web::{AppState, IpLimiter, PUBLIC_BODY_LIMIT, configure, security_headers};
+use crate::web::{AppState, ClientGuard, IpLimiter, PUBLIC_BODY_LIMIT, configure, security_headers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -136,6 +136,7 @@ impl Application {
         }
 
         let resend_interval = settings.confirmation_resend_interval;
+        let client_guard = ClientGuard::new(&settings);
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings: Arc::new(settings),
@@ -148,7 +149,12 @@ impl Application {
             test_sender,
         });
         let server = HttpServer::new(move || {
+            let client_guard = client_guard.clone();
             App::new()
+                .wrap(actix_web::middleware::from_fn(move |request, next| {
+                    let client_guard = client_guard.clone();
+                    async move { client_guard.check(request, next).await }
+                }))
                 .wrap(security_headers())
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())

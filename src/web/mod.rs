@@ -7,6 +7,7 @@ mod client_ip;
 mod pages;
 mod rate_limit;
 mod routes;
+mod slow_clients;
 mod subscriber_csv;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tokio::sync::Notify;
 
 pub use admin::{Dashboard, hash_password};
 pub use rate_limit::IpLimiter;
+pub use slow_clients::ClientGuard;
 
 use crate::config::Settings;
 use crate::store::{SignupWriter, Store};

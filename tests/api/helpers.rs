@@ -89,6 +89,8 @@ pub async fn spawn_app_with_smtp_port(smtp_port: u16, overrides: &[(&str, &str)]
         ("ADMIN_EMAIL", TEST_ADMIN_EMAIL),
         ("ADMIN_PASSWORD_HASH", TEST_ADMIN_PASSWORD_HASH),
         ("SIGNUP_LIMIT_PER_HOUR", "0"),
+        // Tests load the app with hundreds of requests at once from one address.
+        ("MAX_CONNECTIONS_PER_CLIENT", "0"),
         ("SEND_RETRY_BASE_SECONDS", "1"),
         ("WORKER_POLL_MS", "100"),
         // A test that crossed a slot would get digests or alerts it did not ask for.

@@ -16,6 +16,7 @@ mod lifecycle;
 mod public_api;
 mod replay;
 mod signup;
+mod slow_clients;
 mod smtp_client;
 mod smtp_sink;
 mod sources;
