@@ -137,6 +137,7 @@ impl Application {
 
         let resend_interval = settings.confirmation_resend_interval;
         let client_guard = ClientGuard::new(&settings);
+        let https = settings.base_url.starts_with("https://");
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings: Arc::new(settings),
@@ -155,7 +156,7 @@ impl Application {
                     let client_guard = client_guard.clone();
                     async move { client_guard.check(request, next).await }
                 }))
-                .wrap(security_headers())
+                .wrap(security_headers(https))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(PUBLIC_BODY_LIMIT))
