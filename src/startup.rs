@@ -49,7 +49,8 @@ pub async fn connect_and_migrate(settings: &Settings) -> Result<Store, StartupEr
 }
 
 /// The key for token HMACs: `SECRET_KEY`, or outside production a key
-/// generated once and kept in the database so links survive restarts.
+/// generated once and kept in the database so links survive restarts. That
+/// key is as safe as the database, which matters once others can reach us.
 pub async fn token_key(settings: &Settings, store: &Store) -> Result<TokenKey, StartupError> {
     if let Some(key) = &settings.secret_key {
         return Ok(TokenKey::new(key.clone()));
@@ -57,9 +58,14 @@ pub async fn token_key(settings: &Settings, store: &Store) -> Result<TokenKey, S
     debug_assert_eq!(settings.environment, Environment::Development);
     let candidate = hex::encode(rand::random::<[u8; 32]>());
     let key = store.get_or_create_secret("secret_key", &candidate).await?;
-    tracing::warn!(
-        "SECRET_KEY is not set: using a generated key kept in the database (fine for local use; set SECRET_KEY in production)"
-    );
+    if settings.bind.ip().is_loopback() {
+        tracing::info!("SECRET_KEY is not set: using a generated key kept in the database (fine for local use)");
+    } else {
+        tracing::warn!(
+            bind = %settings.bind,
+            "SECRET_KEY is not set and the server listens beyond this machine: the generated key is kept in the database, so whoever can read the database can forge links and admin sessions; set SECRET_KEY (`openssl rand -hex 32`)"
+        );
+    }
     Ok(TokenKey::new(SecretString::from(key)))
 }
 
