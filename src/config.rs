@@ -470,15 +470,9 @@ fn client_address<F: Fn(&str) -> Option<String>>(vars: &Vars<'_, F>) -> Result<C
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
         .map(|entry| {
-            entry
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| {
-                    vars.error(
-                        "TRUSTED_PROXIES",
-                        format!("'{entry}' is not an IP address or a network like 10.0.0.0/8"),
-                    )
-                })
+            entry.parse::<ipnet::IpNet>().or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from)).map_err(|_| {
+                vars.error("TRUSTED_PROXIES", format!("'{entry}' is not an IP address or a network like 10.0.0.0/8"))
+            })
         })
         .collect::<Result<_, _>>()?;
     Ok(ClientAddressSettings { header, trusted_proxies })

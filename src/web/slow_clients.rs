@@ -28,13 +28,16 @@ use crate::web::rate_limit::client_key;
 /// The routes whose body is a CSV file of megabytes, given `IMPORT_BODY_TIMEOUT_SECONDS`.
 const IMPORT_PATHS: [&str; 2] = ["/admin/api/subscribers/import", "/admin/subscribers/import"];
 
+/// Requests in progress per client key.
+type InProgress = Arc<Mutex<HashMap<IpAddr, u32>>>;
+
 #[derive(Clone)]
 pub struct ClientGuard {
     client_address: ClientAddressSettings,
     body_timeout: Duration,
     import_body_timeout: Duration,
-    /// Requests in progress per client key; `None` without a cap.
-    in_progress: Option<(u32, Arc<Mutex<HashMap<IpAddr, u32>>>)>,
+    /// The cap and the count; `None` without a cap.
+    in_progress: Option<(u32, InProgress)>,
 }
 
 impl ClientGuard {
@@ -68,8 +71,12 @@ impl ClientGuard {
         }
         let timeout = if IMPORT_PATHS.contains(&request.path()) { self.import_body_timeout } else { self.body_timeout };
         let missed = Rc::new(Cell::new(false));
-        let deadline =
-            Deadline { body: payload, sleep: Box::pin(tokio::time::sleep(timeout)), missed: missed.clone(), done: false };
+        let deadline = Deadline {
+            body: payload,
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+            missed: missed.clone(),
+            done: false,
+        };
         request.set_payload(Payload::Stream { payload: Box::pin(deadline) });
         let response = next.call(request).await?;
         if !missed.get() {
@@ -97,7 +104,7 @@ impl ClientGuard {
 }
 
 /// One request in progress of a client; gives its place back when dropped.
-struct Slot(Option<(IpAddr, Arc<Mutex<HashMap<IpAddr, u32>>>)>);
+struct Slot(Option<(IpAddr, InProgress)>);
 
 impl Drop for Slot {
     fn drop(&mut self) {

@@ -19,7 +19,8 @@ impl TestApp {
 
     /// The address stored with the (newest) consent of `email`, read through the admin API.
     async fn consent_ip_of(&self, email: &str) -> serde_json::Value {
-        let found = self.admin_get_json(&format!("/admin/api/subscribers?email={}", crate::helpers::urlencode(email))).await;
+        let found =
+            self.admin_get_json(&format!("/admin/api/subscribers?email={}", crate::helpers::urlencode(email))).await;
         let id = found["subscribers"][0]["id"].as_str().unwrap_or_else(|| panic!("{email} not found: {found}"));
         let record = self.admin_get_json(&format!("/admin/api/subscribers/{id}")).await;
         record["consents"][0]["ip"].clone()
@@ -74,7 +75,8 @@ async fn two_ipv6_addresses_in_one_64_share_a_limit() {
     let app = spawn_app_with(&[("TRUST_PROXY_HEADERS", "true"), ("SIGNUP_LIMIT_PER_HOUR", "1")]).await;
     let first = app.sign_up_with_headers("v1@example.com", &[("X-Forwarded-For", "2001:db8:1:2::1")]).await;
     assert_eq!(first.status(), 200);
-    let same_64 = app.sign_up_with_headers("v2@example.com", &[("X-Forwarded-For", "2001:db8:1:2:ffff:eeee:dddd:9")]).await;
+    let same_64 =
+        app.sign_up_with_headers("v2@example.com", &[("X-Forwarded-For", "2001:db8:1:2:ffff:eeee:dddd:9")]).await;
     assert_eq!(same_64.status(), 429, "a neighbour in the same /64 is the same client");
     let other_64 = app.sign_up_with_headers("v3@example.com", &[("X-Forwarded-For", "2001:db8:1:3::1")]).await;
     assert_eq!(other_64.status(), 200, "the next /64 is someone else");
@@ -83,8 +85,8 @@ async fn two_ipv6_addresses_in_one_64_share_a_limit() {
 
 #[tokio::test]
 async fn the_consent_record_stores_the_rightmost_address_that_is_not_a_trusted_proxy() {
-    let app = spawn_app_with(&[("TRUST_PROXY_HEADERS", "true"), ("TRUSTED_PROXIES", "127.0.0.0/8, 10.1.0.0/16, ::1")])
-        .await;
+    let app =
+        spawn_app_with(&[("TRUST_PROXY_HEADERS", "true"), ("TRUSTED_PROXIES", "127.0.0.0/8, 10.1.0.0/16, ::1")]).await;
     // The client wrote the first entry; the edge proxy appended the client's
     // real address, and an inner proxy (10.1.2.3) its own.
     let forwarded = [("X-Forwarded-For", "203.0.113.9, 198.51.100.7, 10.1.2.3")];
