@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sign-up throughput: starts a release build of tickermail on a fresh SQLite
-# database with the per-IP limit lifted, loads POST /subscriptions with wrk
+# database with the per-IP limits lifted, loads POST /subscriptions with wrk
 # (unique emails per request, bench/signup.lua) and prints wrk's figures.
 #
 #   bench/signup.sh [connections=16] [seconds=20] [runs=3]
@@ -19,7 +19,7 @@ cargo build --release --quiet
 work=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
 export DATABASE_URL=${DATABASE_URL:-sqlite://$work/bench.db}
-export MAIL_OUTBOX_DIR=$work/outbox BIND=127.0.0.1:$port SIGNUP_LIMIT_PER_HOUR=0 RUST_LOG=${RUST_LOG:-warn}
+export MAIL_OUTBOX_DIR=$work/outbox BIND=127.0.0.1:$port SIGNUP_LIMIT_PER_HOUR=0 MAX_CONNECTIONS_PER_CLIENT=0 RUST_LOG=${RUST_LOG:-warn}
 export ADMIN_TOKEN=bench-admin-token-0123456789
 sink=""
 if [ "${MAIL:-smtp}" = smtp ] && command -v smtp-sink >/dev/null; then

@@ -2,7 +2,7 @@
 //! start-up. A bad value stops start-up with one line naming the variable.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -66,6 +66,29 @@ impl std::fmt::Debug for SmtpSettings {
     }
 }
 
+/// The header a reverse proxy reports the client's address in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyHeader {
+    XForwardedFor,
+    /// RFC 7239: `Forwarded: for=…`.
+    Forwarded,
+}
+
+/// Where a request's client address comes from.
+#[derive(Debug, Clone)]
+pub struct ClientAddressSettings {
+    /// `None`: the connection's peer is the client.
+    pub header: Option<ProxyHeader>,
+    /// Peers, and hops named in the header, whose word is taken.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl ClientAddressSettings {
+    pub fn is_trusted(&self, address: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|network| network.contains(&address))
+    }
+}
+
 /// The one admin account of the admin pages.
 #[derive(Clone)]
 pub struct AdminLogin {
@@ -112,8 +135,14 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Sign-ups allowed per client IP per hour; 0 turns the limit off.
     pub signup_limit_per_hour: u32,
-    /// Take the client IP from `X-Forwarded-For`/`Forwarded` (behind a reverse proxy).
-    pub trust_proxy_headers: bool,
+    /// Where the client address of the limits and the consent record comes from.
+    pub client_address: ClientAddressSettings,
+    /// How long a request may take to send its body…
+    pub body_timeout: Duration,
+    /// …and an admin CSV import, which may be megabytes.
+    pub import_body_timeout: Duration,
+    /// Requests one client address may have in progress at once; 0 for no cap.
+    pub max_connections_per_client: u32,
     pub confirmation_ttl: Duration,
     /// A repeated sign-up of a pending address sends another confirmation
     /// only after this long, so a form cannot be used to flood an inbox.
@@ -320,7 +349,10 @@ impl Settings {
             admin_login_attempts_per_minute: vars.parsed("ADMIN_LOGIN_ATTEMPTS_PER_MINUTE", 5)?,
             log_format,
             signup_limit_per_hour: vars.parsed("SIGNUP_LIMIT_PER_HOUR", 10)?,
-            trust_proxy_headers: vars.flag("TRUST_PROXY_HEADERS", false)?,
+            client_address: client_address(&vars)?,
+            body_timeout: vars.seconds_at_least_one("BODY_TIMEOUT_SECONDS", 10)?,
+            import_body_timeout: vars.seconds_at_least_one("IMPORT_BODY_TIMEOUT_SECONDS", 120)?,
+            max_connections_per_client: vars.parsed("MAX_CONNECTIONS_PER_CLIENT", 32)?,
             confirmation_ttl: Duration::from_secs(3600 * vars.parsed::<u64>("CONFIRMATION_TTL_HOURS", 168)?),
             confirmation_resend_interval: Duration::from_secs(vars.parsed("CONFIRMATION_RESEND_SECONDS", 300)?),
             send_concurrency,
@@ -433,6 +465,33 @@ fn admin_login<F: Fn(&str) -> Option<String>>(vars: &Vars<'_, F>) -> Result<Opti
         )),
         (None, Some(_)) => Err(vars.error("ADMIN_EMAIL", "is needed with ADMIN_PASSWORD_HASH".into())),
     }
+}
+
+fn client_address<F: Fn(&str) -> Option<String>>(vars: &Vars<'_, F>) -> Result<ClientAddressSettings, ConfigError> {
+    let header = match vars.text("TRUST_PROXY_HEADERS").map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("0" | "false" | "no" | "off") => None,
+        // `true` meant X-Forwarded-For before `forwarded` could be chosen.
+        Some("1" | "true" | "yes" | "on" | "x-forwarded-for") => Some(ProxyHeader::XForwardedFor),
+        Some("forwarded") => Some(ProxyHeader::Forwarded),
+        Some(other) => {
+            return Err(vars.error(
+                "TRUST_PROXY_HEADERS",
+                format!("'{other}' is not false, true (the same as x-forwarded-for) or forwarded"),
+            ));
+        }
+    };
+    let list = vars.text("TRUSTED_PROXIES").unwrap_or_else(|| "127.0.0.0/8,::1".into());
+    let trusted_proxies = list
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry.parse::<ipnet::IpNet>().or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from)).map_err(|_| {
+                vars.error("TRUSTED_PROXIES", format!("'{entry}' is not an IP address or a network like 10.0.0.0/8"))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(ClientAddressSettings { header, trusted_proxies })
 }
 
 fn parse_base_url(raw: &str) -> Result<String, String> {
@@ -580,6 +639,12 @@ mod tests {
             ("SEND_CONCURRENCY", "0"),
             ("SIGNUP_LIMIT_PER_HOUR", "-1"),
             ("TRUST_PROXY_HEADERS", "maybe"),
+            ("TRUST_PROXY_HEADERS", "x-real-ip"),
+            ("TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("TRUSTED_PROXIES", "127.0.0.1, proxy.internal"),
+            ("BODY_TIMEOUT_SECONDS", "0"),
+            ("IMPORT_BODY_TIMEOUT_SECONDS", "soon"),
+            ("MAX_CONNECTIONS_PER_CLIENT", "many"),
             ("APP_ENV", "staging"),
             ("FEED_URLS", "https://ok.example/feed/, ftp://files.example/feed"),
             ("QUOTE_PROVIDERS", "yahoo,bloomberg"),

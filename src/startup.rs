@@ -27,7 +27,7 @@ use crate::mailer::{EmailLinks, Mailer};
 use crate::store::{DeliveryProgress, EditionCreated, EditionOutcome, Story};
 use crate::store::{SignupWriter, Store};
 use crate::tokens::TokenKey;
-use crate::web::{AppState, IpLimiter, PUBLIC_BODY_LIMIT, configure, security_headers};
+use crate::web::{AppState, ClientGuard, IpLimiter, PUBLIC_BODY_LIMIT, configure, security_headers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -49,7 +49,8 @@ pub async fn connect_and_migrate(settings: &Settings) -> Result<Store, StartupEr
 }
 
 /// The key for token HMACs: `SECRET_KEY`, or outside production a key
-/// generated once and kept in the database so links survive restarts.
+/// generated once and kept in the database so links survive restarts. That
+/// key is as safe as the database, which matters once others can reach us.
 pub async fn token_key(settings: &Settings, store: &Store) -> Result<TokenKey, StartupError> {
     if let Some(key) = &settings.secret_key {
         return Ok(TokenKey::new(key.clone()));
@@ -57,9 +58,14 @@ pub async fn token_key(settings: &Settings, store: &Store) -> Result<TokenKey, S
     debug_assert_eq!(settings.environment, Environment::Development);
     let candidate = hex::encode(rand::random::<[u8; 32]>());
     let key = store.get_or_create_secret("secret_key", &candidate).await?;
-    tracing::warn!(
-        "SECRET_KEY is not set: using a generated key kept in the database (fine for local use; set SECRET_KEY in production)"
-    );
+    if settings.bind.ip().is_loopback() {
+        tracing::info!("SECRET_KEY is not set: using a generated key kept in the database (fine for local use)");
+    } else {
+        tracing::warn!(
+            bind = %settings.bind,
+            "SECRET_KEY is not set and the server listens beyond this machine: the generated key is kept in the database, so whoever can read the database can forge links and admin sessions; set SECRET_KEY (`openssl rand -hex 32`)"
+        );
+    }
     Ok(TokenKey::new(SecretString::from(key)))
 }
 
@@ -136,6 +142,8 @@ impl Application {
         }
 
         let resend_interval = settings.confirmation_resend_interval;
+        let client_guard = ClientGuard::new(&settings);
+        let https = settings.base_url.starts_with("https://");
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings: Arc::new(settings),
@@ -150,8 +158,13 @@ impl Application {
             mailer,
         });
         let server = HttpServer::new(move || {
+            let client_guard = client_guard.clone();
             App::new()
-                .wrap(security_headers())
+                .wrap(actix_web::middleware::from_fn(move |request, next| {
+                    let client_guard = client_guard.clone();
+                    async move { client_guard.check(request, next).await }
+                }))
+                .wrap(security_headers(https))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(PUBLIC_BODY_LIMIT))

@@ -8,6 +8,7 @@ mod erasure;
 mod pages;
 mod rate_limit;
 mod routes;
+mod slow_clients;
 mod subscriber_csv;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio::sync::Notify;
 
 pub use admin::{Dashboard, hash_password};
 pub use rate_limit::IpLimiter;
+pub use slow_clients::ClientGuard;
 
 use crate::config::Settings;
 use crate::store::{SignupWriter, Store};
@@ -56,9 +58,10 @@ pub fn configure(config: &mut ServiceConfig) {
 }
 
 /// Headers every response carries. Pages use no scripts, and links carry
-/// tokens, so no referrer is ever sent.
-pub fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// tokens, so no referrer is ever sent. With an https `BASE_URL` browsers are
+/// told to use nothing else for a year (a TLS-terminating proxy passes it on).
+pub fn security_headers(https: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
         .add((
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
@@ -66,5 +69,6 @@ pub fn security_headers() -> DefaultHeaders {
         ))
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::REFERRER_POLICY, "no-referrer"))
-        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::X_FRAME_OPTIONS, "DENY"));
+    if https { headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000")) } else { headers }
 }

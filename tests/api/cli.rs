@@ -3,6 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::helpers::fresh_database_url;
@@ -32,6 +33,43 @@ async fn production_without_a_secret_key_refuses_to_start_and_says_how_to_make_o
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("SECRET_KEY") && stderr.contains("openssl rand -hex 32"), "{stderr}");
+}
+
+#[tokio::test]
+async fn without_a_secret_key_a_server_on_a_public_address_warns_that_the_database_holds_the_key() {
+    for (bind, warns) in [("0.0.0.0:0", true), ("127.0.0.1:0", false)] {
+        let outbox = std::env::temp_dir().join(format!("tickermail-outbox-{}", uuid::Uuid::new_v4().simple()));
+        let mut server = tickermail()
+            .env("DATABASE_URL", fresh_database_url().await)
+            .env("BIND", bind)
+            .env("MAIL_OUTBOX_DIR", &outbox)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+        let mut log = Vec::new();
+        let serving = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let done = line.contains("tickermail is serving");
+                log.push(line);
+                if done {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        server.kill().await.unwrap();
+        let log = log.join("\n");
+        assert_eq!(serving, Ok(true), "BIND={bind}: the server did not start:\n{log}");
+        let warning = log.lines().find(|line| line.contains("can forge"));
+        assert_eq!(warning.is_some(), warns, "BIND={bind}:\n{log}");
+        if let Some(warning) = warning {
+            assert!(warning.contains("WARN") && warning.contains("SECRET_KEY"), "{warning}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn health_answers_200_while_the_process_runs() {
@@ -34,6 +34,21 @@ async fn every_page_carries_the_security_headers() {
             assert!(headers.contains_key(name), "{path} lacks {name}");
         }
         assert_eq!(headers["referrer-policy"], "no-referrer");
+    }
+}
+
+#[tokio::test]
+async fn strict_transport_security_is_sent_when_the_base_url_is_https_and_not_otherwise() {
+    let paths = ["/", "/health", "/no-such-page", "/admin/login", "/admin/api/stats"];
+    let https = spawn_app_with(&[("BASE_URL", "https://news.example")]).await;
+    for path in paths {
+        let response = https.get(path).await;
+        let hsts = response.headers().get("strict-transport-security");
+        assert_eq!(hsts.map(|v| v.to_str().unwrap()), Some("max-age=31536000"), "{path}");
+    }
+    let http = spawn_app_with(&[("BASE_URL", "http://news.example")]).await;
+    for path in paths {
+        assert!(!http.get(path).await.headers().contains_key("strict-transport-security"), "{path}");
     }
 }
 

@@ -89,6 +89,8 @@ pub async fn spawn_app_with_smtp_port(smtp_port: u16, overrides: &[(&str, &str)]
         ("ADMIN_EMAIL", TEST_ADMIN_EMAIL),
         ("ADMIN_PASSWORD_HASH", TEST_ADMIN_PASSWORD_HASH),
         ("SIGNUP_LIMIT_PER_HOUR", "0"),
+        // Tests load the app with hundreds of requests at once from one address.
+        ("MAX_CONNECTIONS_PER_CLIENT", "0"),
         ("SEND_RETRY_BASE_SECONDS", "1"),
         ("WORKER_POLL_MS", "100"),
         // A test that crossed a slot would get digests or alerts it did not ask for.
@@ -274,10 +276,23 @@ impl TestApp {
     }
 
     pub async fn post_admin_login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_admin_login_with_headers(email, password, &[]).await
+    }
+
+    /// A login whose POST carries `headers` too (a proxy's, say).
+    pub async fn post_admin_login_with_headers(
+        &self,
+        email: &str,
+        password: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let (cookie, csrf) = self.admin_login_form().await;
         let body = format!("email={}&password={}&csrf={csrf}", urlencode(email), urlencode(password));
-        self.client
-            .post(format!("{}/admin/login", self.address))
+        let mut request = self.client.post(format!("{}/admin/login", self.address));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
             .header("Cookie", cookie)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body)

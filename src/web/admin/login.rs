@@ -102,9 +102,7 @@ pub(super) async fn login(
     }
     let nonce = nonce.unwrap_or_default();
     let next = safe_next(form.next.as_deref());
-    if let Some(ip) = client_ip(&request, state.settings.trust_proxy_headers)
-        && let Err(wait) = state.login_limiter.check(ip)
-    {
+    if let Err(wait) = state.login_limiter.check(client_ip(&request, &state.settings.client_address)) {
         let mut response = login_page(
             &state,
             StatusCode::TOO_MANY_REQUESTS,

@@ -116,10 +116,8 @@ async fn handle_signup(
     state: &AppState,
     values: &mut SignupValues,
 ) -> Result<(), SubscribeError> {
-    let ip = client_ip(request, state.settings.trust_proxy_headers);
-    if let Some(ip) = ip {
-        state.signup_limiter.check(ip).map_err(SubscribeError::RateLimited)?;
-    }
+    let ip = client_ip(request, &state.settings.client_address);
+    state.signup_limiter.check(ip).map_err(SubscribeError::RateLimited)?;
     let (form, tickers) = read_fields(body, format)?;
     *values = SignupValues {
         email: form.email.clone().unwrap_or_default(),
@@ -145,7 +143,7 @@ async fn handle_signup(
             Some(TickersField::List(list)) => Watchlist::parse_items(list.iter().map(String::as_str)),
         }
         .map_err(|message| SubscribeError::Invalid { field: "tickers", message })?,
-        consent_ip: ip.map(|ip| ip.to_string()),
+        consent_ip: Some(ip.to_string()),
         consent_user_agent: request
             .headers()
             .get(header::USER_AGENT)
