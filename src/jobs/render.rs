@@ -80,7 +80,7 @@ impl Renderer<'_> {
         let content = match message {
             Message::Confirmation(request) => {
                 let token = self.tokens.confirmation_token(reader.id, reader.token_nonce, request.issued_at);
-                confirmation_content(links, reader.name, &token, self.confirmation_expiry(request.issued_at))
+                confirmation_content(links, &token, self.confirmation_expiry(request.issued_at))
             }
             Message::Welcome(_) => welcome_content(links, reader.name, &manage_token(), &reader.watchlist.to_string()),
             Message::PreferencesLink(_) => preferences_link_content(links, reader.name, &manage_token()),

@@ -47,7 +47,6 @@ impl EmailLinks {
 #[template(path = "email/confirmation.html")]
 struct ConfirmationHtml<'a> {
     site_name: &'a str,
-    name: &'a str,
     confirm_url: &'a str,
     expires: &'a str,
 }
@@ -56,7 +55,6 @@ struct ConfirmationHtml<'a> {
 #[template(path = "email/confirmation.txt")]
 struct ConfirmationText<'a> {
     site_name: &'a str,
-    name: &'a str,
     confirm_url: &'a str,
     expires: &'a str,
 }
@@ -133,16 +131,17 @@ impl EmailContent {
     }
 }
 
+/// The double opt-in email. It greets nobody by name: the name is whatever
+/// was typed beside an address nobody has confirmed yet.
 pub fn confirmation_content(
     links: &EmailLinks,
-    name: &str,
     token: &str,
     expires_at: DateTime<Utc>,
 ) -> Result<EmailContent, String> {
     let confirm_url = format!("{}/confirm/{token}", links.base_url);
     let expires = expires_at.format("%A %-d %B %Y, %H:%M UTC").to_string();
-    let html = ConfirmationHtml { site_name: &links.site_name, name, confirm_url: &confirm_url, expires: &expires };
-    let text = ConfirmationText { site_name: &links.site_name, name, confirm_url: &confirm_url, expires: &expires };
+    let html = ConfirmationHtml { site_name: &links.site_name, confirm_url: &confirm_url, expires: &expires };
+    let text = ConfirmationText { site_name: &links.site_name, confirm_url: &confirm_url, expires: &expires };
     Ok(EmailContent {
         subject: format!("Confirm your subscription to {}", links.site_name),
         text: render(&text)?,

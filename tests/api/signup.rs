@@ -314,3 +314,18 @@ async fn twenty_concurrent_identical_signups_send_one_confirmation() {
     let queued = app.store.subscriber_history(rush.unwrap().id).await.unwrap();
     assert_eq!(queued.len(), 1, "one confirmation queued: {queued:?}");
 }
+
+#[tokio::test]
+async fn the_name_typed_beside_an_unconfirmed_address_is_not_mailed_to_it() {
+    let app = spawn_app().await;
+    let body = "email=stranger%40example.com&name=Hello+Click+http%3A%2F%2Fevil.example+now";
+    assert_eq!(app.post_subscriptions_form(body).await.status(), 200);
+    let confirmation = app.smtp.wait_for_mail_to("stranger@example.com").await;
+    for part in [confirmation.text(), confirmation.html()] {
+        assert!(!part.contains("evil.example") && !part.contains("Click"), "{part}");
+    }
+    let token = app.token_from(&confirmation, "confirm");
+    assert_eq!(app.post_confirm(&token).await.status(), 200);
+    let welcome = app.smtp.wait_for_mails_to("stranger@example.com", 2, std::time::Duration::from_secs(10)).await;
+    assert!(welcome[1].text().contains("Hello Click"), "the welcome greets them by name, once they confirmed");
+}

@@ -141,7 +141,7 @@ fn email(to: &str) -> Email {
         dkim: None,
     };
     let expires = chrono::Utc::now() + chrono::Duration::hours(1);
-    let content = confirmation_content(&links, "Ann", "token", expires).unwrap();
+    let content = confirmation_content(&links, "token", expires).unwrap();
     content.into_message(&links, to, "<1@stocknews.example>".into()).unwrap()
 }
 
