@@ -91,7 +91,7 @@ fn main() -> ExitCode {
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", printable(&error.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -170,7 +170,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", printable(&error.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -197,7 +197,7 @@ fn hash_password() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", printable(&error.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -211,7 +211,7 @@ fn print_digest_outcome(frequency: DigestFrequency, outcome: &DigestOutcome) {
                 stories.len()
             );
             for story in stories.iter().take(10) {
-                println!("  {}  {}", story.published_at.format("%Y-%m-%d %H:%M"), story.title);
+                println!("  {}  {}", story.published_at.format("%Y-%m-%d %H:%M"), printable(&story.title));
             }
         }
         DigestOutcome::UnderWay { .. } => {}
@@ -254,7 +254,7 @@ async fn print_feed_poll(ingest: &Ingest) -> bool {
                 format!("failed: {error}")
             }
         };
-        println!("feed {}: {outcome}", report.url);
+        println!("feed {}: {}", report.url, printable(&outcome.to_string()));
     }
     all_succeeded
 }
@@ -271,7 +271,23 @@ async fn print_quote_poll(ingest: &Ingest) -> Result<bool, String> {
         println!("  {symbol}: from {source}");
     }
     for (symbol, reason) in &report.failed {
-        println!("  {symbol}: {reason}");
+        println!("  {symbol}: {}", printable(&reason.to_string()));
     }
     Ok(report.failed.is_empty())
+}
+
+/// `text` with its control characters escaped (`\u{1b}`, `\n`): what a feed
+/// or a quote provider said cannot forge lines or move a terminal's cursor.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn text_from_outside_cannot_forge_lines_or_drive_the_terminal() {
+        let hostile = "No data\u{1b}[2J\nquotes: 99 stored\r\u{7}";
+        assert_eq!(super::printable(hostile), "No data\\u{1b}[2J\\nquotes: 99 stored\\r\\u{7}");
+        assert_eq!(super::printable("Société Générale — €1.2 bn"), "Société Générale — €1.2 bn");
+    }
 }

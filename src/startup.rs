@@ -14,6 +14,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
+use crate::web::RequestSpan;
+
 use crate::config::{Environment, Settings};
 use crate::domain::DigestFrequency;
 use crate::jobs::alerts::{AlertReport, check_alerts};
@@ -81,6 +83,10 @@ pub fn email_links(settings: &Settings) -> EmailLinks {
 
 pub struct Application {
     port: u16,
+    /// What the start-up line says: where to open it, and what it uses.
+    url: String,
+    database: String,
+    transport: String,
     server: Server,
     store: Store,
     worker: JoinHandle<()>,
@@ -142,6 +148,8 @@ impl Application {
         }
 
         let resend_interval = settings.confirmation_resend_interval;
+        let (url, database, transport) =
+            (settings.base_url.clone(), database_for_logs(&settings.database_url), mailer.describe());
         let client_guard = ClientGuard::new(&settings);
         let https = settings.base_url.starts_with("https://");
         let state = web::Data::new(AppState {
@@ -165,7 +173,7 @@ impl Application {
                     async move { client_guard.check(request, next).await }
                 }))
                 .wrap(security_headers(https))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(PUBLIC_BODY_LIMIT))
                 .app_data(web::FormConfig::default().limit(PUBLIC_BODY_LIMIT))
@@ -176,7 +184,7 @@ impl Application {
         .map_err(|source| StartupError::Bind { addr: format!("port {port}"), source })?
         .shutdown_timeout(30)
         .run();
-        Ok(Self { port, server, store, worker, stop_background, scheduler })
+        Ok(Self { port, url, database, transport, server, store, worker, stop_background, scheduler })
     }
 
     pub fn port(&self) -> u16 {
@@ -190,7 +198,12 @@ impl Application {
     /// Serves until SIGINT/SIGTERM: the server stops accepting and finishes
     /// in-flight requests, then the worker finishes its batch.
     pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
-        tracing::info!(port = self.port, "tickermail is serving");
+        tracing::info!(
+            url = %self.url,
+            database = %self.database,
+            mail = %self.transport,
+            "tickermail is serving; open the URL to sign up, /admin to manage"
+        );
         let served = self.server.await;
         tracing::info!("shutting down: finishing in-flight sends");
         self.stop_background.cancel();
@@ -202,6 +215,17 @@ impl Application {
         }
         self.store.close().await;
         served
+    }
+}
+
+/// The database URL without its password.
+fn database_for_logs(database_url: &str) -> String {
+    match url::Url::parse(database_url) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => database_url.to_string(),
     }
 }
 

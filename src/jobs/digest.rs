@@ -62,8 +62,8 @@ pub fn on_demand_frequency(text: &str) -> Option<DigestFrequency> {
 pub enum SlotCheck {
     /// The latest slot, still within the allowed lateness: its key.
     Due(String),
-    /// The latest slot is older than the allowed lateness: skip it.
-    TooLate(String),
+    /// The latest slot is older than the allowed lateness: skip it. Its key and time.
+    TooLate(String, DateTime<Utc>),
 }
 
 /// The latest slot of `schedule` (in `zone`, across DST changes) at or
@@ -78,7 +78,7 @@ pub fn latest_slot<Tz: TimeZone>(
     let slot = schedule.find_previous_occurrence(&now.with_timezone(zone), true).ok()?.with_timezone(&Utc);
     let key = format!("{}:{}", frequency.as_str(), slot.format("%Y-%m-%dT%H:%MZ"));
     let late = (now - slot).to_std().unwrap_or_default();
-    Some(if late <= max_lateness { SlotCheck::Due(key) } else { SlotCheck::TooLate(key) })
+    Some(if late <= max_lateness { SlotCheck::Due(key) } else { SlotCheck::TooLate(key, slot) })
 }
 
 /// A row of the price table.
@@ -241,7 +241,7 @@ mod tests {
             latest_slot(&weekdays_1730, &new_york, DigestFrequency::Daily, utc("2026-10-31T12:00:00Z"), lateness);
         assert_eq!(
             check,
-            Some(SlotCheck::TooLate("daily:2026-10-30T21:30Z".into())),
+            Some(SlotCheck::TooLate("daily:2026-10-30T21:30Z".into(), utc("2026-10-30T21:30:00Z"))),
             "Saturday: Friday's slot is past"
         );
     }

@@ -151,7 +151,7 @@ async fn fire_due_digests(store: &Store, digests: &DigestSchedules, handled: &Mu
         let Some(check) = latest_slot(schedule, &digests.time_zone, frequency, now, digests.max_lateness) else {
             continue;
         };
-        let (SlotCheck::Due(slot) | SlotCheck::TooLate(slot)) = &check;
+        let (SlotCheck::Due(slot) | SlotCheck::TooLate(slot, _)) = &check;
         if !handled.lock().expect("not poisoned").insert(slot.clone()) {
             continue;
         }
@@ -195,8 +195,10 @@ async fn handle_slot(
                 }
             }
         }
-        SlotCheck::TooLate(slot) => {
-            if !store.edition_exists(slot).await? {
+        SlotCheck::TooLate(slot, at) => {
+            // A slot from before this database existed was never missed.
+            let missed = store.created_at().await?.is_some_and(|created| created < *at);
+            if missed && !store.edition_exists(slot).await? {
                 tracing::warn!(%slot, "digest slot skipped: it is past DIGEST_MAX_LATENESS_MINUTES");
             }
         }

@@ -278,7 +278,7 @@ impl DeliveryWorker {
     /// Drains the outbox until `shutdown` is cancelled. Then what is on the
     /// wire is finished and recorded; what is not goes back to the queue.
     pub async fn run(self, shutdown: CancellationToken) {
-        tracing::info!(transport = %self.mailer.describe(), "delivery worker started");
+        tracing::debug!(transport = %self.mailer.describe(), "delivery worker started");
         while !shutdown.is_cancelled() {
             let idle = match self.run_until_idle(&shutdown).await {
                 Ok(0) => true,
@@ -296,7 +296,7 @@ impl DeliveryWorker {
                 }
             }
         }
-        tracing::info!("delivery worker stopped");
+        tracing::debug!("delivery worker stopped");
     }
 
     /// Claims and sends batch after batch until none is due or `stop` is

@@ -158,6 +158,19 @@ impl Store {
         }
     }
 
+    /// When this database was set up: when its first migration ran.
+    pub async fn created_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let first = "SELECT MIN(installed_on) FROM _sqlx_migrations";
+        Ok(match self {
+            // SQLite keeps the time as `YYYY-MM-DD HH:MM:SS`, in UTC.
+            Store::Sqlite { reader, .. } => sqlx::query_scalar::<_, Option<chrono::NaiveDateTime>>(first)
+                .fetch_one(reader)
+                .await?
+                .map(|at| at.and_utc()),
+            Store::Postgres(pool) => sqlx::query_scalar(first).fetch_one(pool).await?,
+        })
+    }
+
     /// Succeeds when the database answers a query.
     pub async fn ping(&self) -> StoreResult<()> {
         on_reader!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;

@@ -7,6 +7,7 @@ mod client_ip;
 mod erasure;
 mod pages;
 mod rate_limit;
+mod request_log;
 mod routes;
 mod slow_clients;
 mod subscriber_csv;
@@ -20,6 +21,7 @@ use tokio::sync::Notify;
 
 pub use admin::{Dashboard, hash_password};
 pub use rate_limit::IpLimiter;
+pub use request_log::RequestSpan;
 pub use slow_clients::ClientGuard;
 
 use crate::config::Settings;

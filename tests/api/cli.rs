@@ -144,3 +144,63 @@ async fn sigterm_stops_the_server_gracefully_with_exit_code_0() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".eml"));
     assert_eq!(written.count(), 1, "the confirmation was written to the outbox before exit");
 }
+
+#[tokio::test]
+async fn the_log_says_what_matters_at_start_and_keeps_link_tokens_and_clients_mistakes_out_of_alarms() {
+    let outbox = std::env::temp_dir().join(format!("tickermail-outbox-{}", uuid::Uuid::new_v4().simple()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = tickermail()
+        .env("DATABASE_URL", fresh_database_url().await)
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("MAIL_OUTBOX_DIR", &outbox)
+        .env("SECRET_KEY", crate::helpers::TEST_SECRET_KEY)
+        .env("ADMIN_TOKEN", crate::helpers::TEST_ADMIN_TOKEN)
+        .env("LOG_FORMAT", "json")
+        // A fresh database on a Saturday: Friday's slot was never missed.
+        .env("DIGEST_SCHEDULE", "0 0 1 1 *")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let started = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let done = line.contains("tickermail is serving");
+            log.push(line);
+            if done {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(started.is_ok(), "the server did not start:\n{}", log.join("\n"));
+    let client = crate::helpers::http_client();
+    let base = format!("http://127.0.0.1:{port}");
+    for path in ["/unsubscribe/secret-link-token-0123456789", "/preferences/secret-link-token-0123456789"] {
+        assert!(client.get(format!("{base}{path}")).send().await.unwrap().status().is_client_error());
+    }
+    for _ in 0..3 {
+        let unauthenticated = client.get(format!("{base}/admin/api/subscribers/secret-link-token-0123456789"));
+        assert_eq!(unauthenticated.send().await.unwrap().status(), 401);
+    }
+    let malformed = client.post(format!("{base}/subscriptions")).header("Content-Type", "application/json").body("{");
+    assert!(malformed.send().await.unwrap().status().is_client_error());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill().await.unwrap();
+    while let Ok(Some(line)) = lines.next_line().await {
+        log.push(line);
+    }
+    let log = log.join("\n");
+
+    let serving = log.lines().find(|line| line.contains("tickermail is serving")).unwrap();
+    for what in [format!("http://127.0.0.1:{port}"), "sqlite://".to_string(), ".eml files in".to_string()] {
+        assert!(serving.contains(&what), "the start-up line names {what}: {serving}");
+    }
+    assert!(!log.contains("secret-link-token"), "a link token reached the log:\n{log}");
+    assert!(log.contains("/admin/api/subscribers/{id}"), "requests are named by their route:\n{log}");
+    assert!(!log.contains("\"ERROR\"") && !log.contains("\"WARN\""), "a client's mistakes are not alarms:\n{log}");
+    assert!(!log.contains("tokio_cron_scheduler"), "no scheduler chatter:\n{log}");
+    assert!(log.lines().count() < 20, "a short log:\n{log}");
+}

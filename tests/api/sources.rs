@@ -259,3 +259,28 @@ async fn a_hidden_story_stays_out_of_the_public_list_and_digests_until_shown_aga
         app.post_admin_json(&format!("/admin/api/stories/{missing}/hide"), &json!({}), Some(TEST_ADMIN_TOKEN)).await;
     assert_eq!(response.status(), 404);
 }
+
+#[tokio::test]
+async fn a_providers_error_text_cannot_forge_lines_or_drive_the_terminal() {
+    let providers = ReplayServer::start().await;
+    let hostile = r#"{"chart":{"result":null,"error":{"code":"Bad Request","description":"gone\u001b[2J\nquotes: 99 stored, 0 failed"}}}"#;
+    providers.route("/v8/finance/chart/NOK", Recorded::new(200, "application/json", hostile));
+    let database = fresh_database_url().await;
+    let store = store_at(&database).await;
+    let story = NewStory {
+        guid: "g1".into(),
+        source: "api".into(),
+        title: "Nokia".into(),
+        url: "https://news.example/nokia".into(),
+        author: None,
+        summary: String::new(),
+        tickers: vec!["NOK".into()],
+        published_at: Utc::now(),
+    };
+    store.upsert_story(&story).await.unwrap();
+    let envs = [("QUOTE_PROVIDERS", "yahoo".to_string()), ("YAHOO_BASE_URL", providers.base_url.clone())];
+    let (_, output) = ingest(&database, &envs, &["--quotes"]).await;
+    assert!(output.contains("gone"), "{output}");
+    assert!(!output.contains('\u{1b}'), "a terminal escape got through: {output:?}");
+    assert!(!output.lines().any(|line| line.starts_with("quotes: 99")), "a forged line: {output}");
+}
