@@ -3,8 +3,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{ChildStdout, Command};
 
 use crate::helpers::fresh_database_url;
 
@@ -35,35 +35,39 @@ async fn production_without_a_secret_key_refuses_to_start_and_says_how_to_make_o
     assert!(stderr.contains("SECRET_KEY") && stderr.contains("openssl rand -hex 32"), "{stderr}");
 }
 
+/// Starts `tickermail serve` on a fresh database with `envs`, and returns it
+/// once it logged that it is serving, with its log so far and the rest to come.
+async fn serve(envs: &[(&str, &str)]) -> (tokio::process::Child, Lines<BufReader<ChildStdout>>, Vec<String>) {
+    let outbox = std::env::temp_dir().join(format!("tickermail-outbox-{}", uuid::Uuid::new_v4().simple()));
+    let mut command = tickermail();
+    command.env("DATABASE_URL", fresh_database_url().await).env("MAIL_OUTBOX_DIR", &outbox);
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let mut server = command.stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true).spawn().unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let serving = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let done = line.contains("tickermail is serving");
+            log.push(line);
+            if done {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(serving, Ok(true), "{envs:?}: the server did not start:\n{}", log.join("\n"));
+    (server, lines, log)
+}
+
 #[tokio::test]
 async fn without_a_secret_key_a_server_on_a_public_address_warns_that_the_database_holds_the_key() {
     for (bind, warns) in [("0.0.0.0:0", true), ("127.0.0.1:0", false)] {
-        let outbox = std::env::temp_dir().join(format!("tickermail-outbox-{}", uuid::Uuid::new_v4().simple()));
-        let mut server = tickermail()
-            .env("DATABASE_URL", fresh_database_url().await)
-            .env("BIND", bind)
-            .env("MAIL_OUTBOX_DIR", &outbox)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-        let mut log = Vec::new();
-        let serving = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let done = line.contains("tickermail is serving");
-                log.push(line);
-                if done {
-                    return true;
-                }
-            }
-            false
-        })
-        .await;
+        let (mut server, _, log) = serve(&[("BIND", bind)]).await;
         server.kill().await.unwrap();
         let log = log.join("\n");
-        assert_eq!(serving, Ok(true), "BIND={bind}: the server did not start:\n{log}");
         let warning = log.lines().find(|line| line.contains("can forge"));
         assert_eq!(warning.is_some(), warns, "BIND={bind}:\n{log}");
         if let Some(warning) = warning {
@@ -147,35 +151,17 @@ async fn sigterm_stops_the_server_gracefully_with_exit_code_0() {
 
 #[tokio::test]
 async fn the_log_says_what_matters_at_start_and_keeps_link_tokens_and_clients_mistakes_out_of_alarms() {
-    let outbox = std::env::temp_dir().join(format!("tickermail-outbox-{}", uuid::Uuid::new_v4().simple()));
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = tickermail()
-        .env("DATABASE_URL", fresh_database_url().await)
-        .env("BIND", format!("127.0.0.1:{port}"))
-        .env("MAIL_OUTBOX_DIR", &outbox)
-        .env("SECRET_KEY", crate::helpers::TEST_SECRET_KEY)
-        .env("ADMIN_TOKEN", crate::helpers::TEST_ADMIN_TOKEN)
-        .env("LOG_FORMAT", "json")
-        // A fresh database on a Saturday: Friday's slot was never missed.
-        .env("DIGEST_SCHEDULE", "0 0 1 1 *")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let mut log = Vec::new();
-    let started = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let done = line.contains("tickermail is serving");
-            log.push(line);
-            if done {
-                return;
-            }
-        }
-    })
+    let bind = format!("127.0.0.1:{port}");
+    let (mut server, mut lines, mut log) = serve(&[
+        ("BIND", &bind),
+        ("SECRET_KEY", crate::helpers::TEST_SECRET_KEY),
+        ("ADMIN_TOKEN", crate::helpers::TEST_ADMIN_TOKEN),
+        ("LOG_FORMAT", "json"),
+        // A fresh database, long after this slot: it was never missed.
+        ("DIGEST_SCHEDULE", "0 0 1 1 *"),
+    ])
     .await;
-    assert!(started.is_ok(), "the server did not start:\n{}", log.join("\n"));
     let client = crate::helpers::http_client();
     let base = format!("http://127.0.0.1:{port}");
     for path in ["/unsubscribe/secret-link-token-0123456789", "/preferences/secret-link-token-0123456789"] {
