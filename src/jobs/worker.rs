@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::edition_cache::EditionCache;
 use super::render::{EditionParts, Reader, RenderError, Rendered, Renderer, Rendering};
 use crate::config::{ListProtection, Settings};
-use crate::domain::{DigestFrequency, Message, SubscriberStatus};
+use crate::domain::{DigestFrequency, Message, Subscriber, SubscriberStatus};
 use crate::mailer::{EmailLinks, Mailer, Rejection, SendError, SendGate};
 use crate::store::{ClaimedDelivery, ClaimedReader, EditionControl, FinalStatus, Store, StoreError};
 use crate::tokens::TokenKey;
@@ -46,6 +46,11 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(6 * 3600);
 /// What a lease must still have left when a send starts, beyond the longest
 /// the send can take: time to record the outcome.
 const RECORD_MARGIN: Duration = Duration::from_secs(5);
+
+/// A message that waited longer than this since its reader was read (with
+/// its claim) reads them again before it goes out: an unsubscribe or erasure
+/// meanwhile stops it.
+const READER_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// A failed recording is tried again after this, doubling up to `MAX_RECORD_RETRY_DELAY`.
 const RECORD_RETRY_DELAY: Duration = Duration::from_millis(50);
@@ -164,7 +169,25 @@ struct DeliveryLease {
     until: Mutex<Instant>,
     /// The edition it belongs to, whose pause or cancel holds it back.
     edition: Option<(Uuid, Arc<EditionCache>)>,
+    /// Its reader, as the claim read them, and the message for them.
+    reader: Option<ReaderCheck>,
+    /// Why the reader, read again, no longer gets the message.
+    suppressed: Mutex<Option<String>>,
     state: AtomicU8,
+}
+
+/// What a second look at a message's reader needs.
+struct ReaderCheck {
+    subscriber_id: Uuid,
+    message: Message,
+    read_at: Instant,
+    confirmation_ttl: Duration,
+}
+
+impl ReaderCheck {
+    fn stale(&self) -> bool {
+        self.read_at.elapsed() > READER_MAX_AGE
+    }
 }
 
 const WAITING: u8 = 0;
@@ -173,17 +196,45 @@ const GIVEN_BACK: u8 = 2;
 const LOST: u8 = 3;
 /// Its edition was paused or cancelled while it waited for a session.
 const HELD: u8 = 4;
+/// Its reader, read again, no longer gets it (see `suppressed`).
+const SUPPRESSED: u8 = 5;
 
 impl DeliveryLease {
-    fn new(store: &Store, delivery: &ClaimedDelivery, lease: Duration, editions: &Arc<EditionCache>) -> Self {
+    fn new(worker: &DeliveryWorker, delivery: &ClaimedDelivery) -> Self {
+        let lease = worker.settings.lease;
+        let reader = match (&delivery.reader, &delivery.message) {
+            (ClaimedReader::Found(subscriber), Ok(message)) => Some(ReaderCheck {
+                subscriber_id: subscriber.id,
+                message: message.clone(),
+                read_at: delivery.lease_until.checked_sub(lease).unwrap_or_else(Instant::now),
+                confirmation_ttl: worker.settings.confirmation_ttl,
+            }),
+            _ => None,
+        };
         Self {
-            store: store.clone(),
+            store: worker.store.clone(),
             delivery_id: delivery.id,
             claim_id: delivery.claim_id,
             lease,
             until: Mutex::new(delivery.lease_until),
-            edition: delivery.edition_id.map(|id| (id, editions.clone())),
+            edition: delivery.edition_id.map(|id| (id, worker.editions.clone())),
+            reader,
+            suppressed: Mutex::default(),
             state: AtomicU8::new(WAITING),
+        }
+    }
+
+    /// Why the reader, read again because the message waited, no longer gets
+    /// it; `None` when they still do (or cannot be read: it goes ahead, as it would have).
+    async fn reader_declines(&self) -> Option<String> {
+        let check = self.reader.as_ref().filter(|check| check.stale())?;
+        match self.store.subscriber(check.subscriber_id).await {
+            Ok(None) => Some("the subscriber was erased".into()),
+            Ok(Some(subscriber)) => suppression(&check.message, &subscriber, check.confirmation_ttl),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read a reader again before a send; sending");
+                None
+            }
         }
     }
 
@@ -215,6 +266,11 @@ impl SendGate for DeliveryLease {
             if self.state() != WAITING {
                 return false;
             }
+            if let Some(reason) = self.reader_declines().await {
+                *self.suppressed.lock().expect("not poisoned") = Some(reason);
+                self.enter(SUPPRESSED);
+                return false;
+            }
             if let Some((id, editions)) = &self.edition
                 && !editions.may_send(*id).await
             {
@@ -244,7 +300,8 @@ impl SendGate for DeliveryLease {
             Some((id, editions)) => editions.may_send_now(*id) == Some(true),
             None => true,
         };
-        self.state() == WAITING && edition_may_send && self.covers(longest) && self.enter(ON_THE_WIRE)
+        let reader_fresh = self.reader.as_ref().is_none_or(|check| !check.stale());
+        self.state() == WAITING && reader_fresh && edition_may_send && self.covers(longest) && self.enter(ON_THE_WIRE)
     }
 }
 
@@ -566,7 +623,7 @@ impl DeliveryWorker {
             _ = stop.cancelled() => return (delivery, Disposition::PutBack),
             _ = self.wait_for_rate_limits(&delivery.recipient) => {}
         }
-        let lease = Arc::new(DeliveryLease::new(&self.store, &delivery, self.settings.lease, &self.editions));
+        let lease = Arc::new(DeliveryLease::new(self, &delivery));
         let send = self.mailer.send(email, &file_stem, lease.clone());
         tokio::pin!(send);
         let sent = tokio::select! {
@@ -591,6 +648,11 @@ impl DeliveryWorker {
                         self.editions.forget_state(id);
                     }
                     Disposition::PutBack
+                }
+                SUPPRESSED => {
+                    let reason = lease.suppressed.lock().expect("not poisoned").take().unwrap_or_default();
+                    tracing::info!(%reason, "delivery suppressed");
+                    Disposition::Final { status: FinalStatus::Suppressed, error: reason, rejection: None }
                 }
                 LOST => {
                     tracing::warn!(
@@ -656,7 +718,7 @@ impl DeliveryWorker {
             Ok(message) => message,
             Err(reason) => return Prepared::Fail(reason.clone()),
         };
-        if let Some(reason) = self.suppression(message, subscriber) {
+        if let Some(reason) = suppression(message, subscriber, self.settings.confirmation_ttl) {
             return Prepared::Suppress(reason);
         }
         let renderer =
@@ -675,41 +737,35 @@ impl DeliveryWorker {
             Err(RenderError::Failed(reason)) => Prepared::Fail(reason),
         }
     }
+}
 
-    /// Why `message` should no longer go to `subscriber`, who may have
-    /// changed their mind since it was queued.
-    fn suppression(&self, message: &Message, subscriber: &crate::domain::Subscriber) -> Option<String> {
-        let no_longer = || format!("subscriber is {} now", subscriber.status.as_str());
-        match message {
-            Message::Confirmation(request) => {
-                if subscriber.status != SubscriberStatus::Pending {
-                    return Some(no_longer());
-                }
-                let renderer = Renderer {
-                    links: &self.links,
-                    tokens: &self.tokens,
-                    confirmation_ttl: self.settings.confirmation_ttl,
-                };
-                (renderer.confirmation_expiry(request.issued_at) <= Utc::now())
-                    .then(|| "the confirmation link expired before it could be sent".into())
+/// Why `message` should no longer go to `subscriber`, who may have changed
+/// their mind since it was queued.
+fn suppression(message: &Message, subscriber: &Subscriber, confirmation_ttl: Duration) -> Option<String> {
+    let no_longer = || format!("subscriber is {} now", subscriber.status.as_str());
+    match message {
+        Message::Confirmation(request) => {
+            if subscriber.status != SubscriberStatus::Pending {
+                return Some(no_longer());
             }
-            Message::Welcome(_) | Message::PreferencesLink(_) => {
-                (subscriber.status != SubscriberStatus::Confirmed).then(no_longer)
+            (request.issued_at + confirmation_ttl <= Utc::now())
+                .then(|| "the confirmation link expired before it could be sent".into())
+        }
+        Message::Welcome(_) | Message::PreferencesLink(_) => {
+            (subscriber.status != SubscriberStatus::Confirmed).then(no_longer)
+        }
+        Message::Digest(_) => {
+            if subscriber.status != SubscriberStatus::Confirmed {
+                return Some(no_longer());
             }
-            Message::Digest(_) => {
-                if subscriber.status != SubscriberStatus::Confirmed {
-                    return Some(no_longer());
-                }
-                (subscriber.digest_frequency == DigestFrequency::Never)
-                    .then(|| "the reader turned the digest off".into())
+            (subscriber.digest_frequency == DigestFrequency::Never).then(|| "the reader turned the digest off".into())
+        }
+        Message::Alert(alert) => {
+            if subscriber.status != SubscriberStatus::Confirmed || !subscriber.alerts_enabled {
+                return Some("the reader no longer takes alerts".into());
             }
-            Message::Alert(alert) => {
-                if subscriber.status != SubscriberStatus::Confirmed || !subscriber.alerts_enabled {
-                    return Some("the reader no longer takes alerts".into());
-                }
-                (!subscriber.watchlist.tickers().iter().any(|t| t.as_str() == alert.symbol))
-                    .then(|| format!("{} is no longer on the watchlist", alert.symbol))
-            }
+            (!subscriber.watchlist.tickers().iter().any(|t| t.as_str() == alert.symbol))
+                .then(|| format!("{} is no longer on the watchlist", alert.symbol))
         }
     }
 }

@@ -236,6 +236,45 @@ async fn a_cancel_stops_the_messages_already_claimed_and_waiting_for_a_session()
 }
 
 #[tokio::test]
+async fn readers_who_leave_while_their_digest_waits_for_a_slow_relay_get_nothing() {
+    let app = spawn_app_with(&[("SEND_CONCURRENCY", "1"), ("DIGEST_STORY_SETTLE_SECONDS", "0")]).await;
+    app.smtp.delay_each_message(Duration::from_millis(400));
+    app.readers_with_a_story(24, "reader").await;
+    assert_eq!(app.post_edition(None).await.status(), 201);
+    while app.smtp.mails().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mailed: Vec<String> = app.smtp.mails().iter().flat_map(|m| m.to.clone()).collect();
+    let mut left = Vec::new();
+    for n in 1..=24 {
+        let email = format!("reader{n}@example.com");
+        if mailed.contains(&email) {
+            continue;
+        }
+        let reader = app.store.subscriber_by_email(&SubscriberEmail::parse(&email).unwrap()).await.unwrap().unwrap();
+        if n % 2 == 0 {
+            app.store.unsubscribe(reader.id).await.unwrap();
+        } else {
+            app.store.erase_subscriber(reader.id).await.unwrap();
+        }
+        left.push(email);
+    }
+    let at_leaving = app.smtp.mails().len();
+    app.wait_until_outbox_idle_for(Duration::from_secs(30)).await;
+    // What was on the wire, and what was claimed in the last seconds (its reader read freshly), still goes.
+    let after: Vec<String> = app.smtp.mails()[at_leaving..].iter().flat_map(|m| m.to.clone()).collect();
+    assert!(after.len() <= 8, "{} of the {} who left were mailed: {after:?}", after.len(), left.len());
+    let mut db = RawDb::connect(&app.database_url).await;
+    let reasons = db.fetch_strings("SELECT DISTINCT last_error FROM deliveries WHERE status = 'suppressed'").await;
+    for reason in &reasons {
+        assert!(
+            ["unsubscribed", "subscriber is unsubscribed now", "the subscriber was erased"].contains(&reason.as_str()),
+            "{reasons:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn three_run_nows_at_once_make_one_edition_and_each_reader_gets_one_digest() {
     let app = spawn_app_with(&[("DIGEST_STORY_SETTLE_SECONDS", "0")]).await;
     app.readers_with_a_story(50, "reader").await;
