@@ -66,7 +66,9 @@ impl SmtpPool {
     }
 
     fn with_timeouts(settings: &SmtpSettings, max_sessions: usize, timeouts: Timeouts) -> Self {
-        let roots = tokio_rustls::rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let mut roots = tokio_rustls::rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        // SMTP_CA_FILE's certificates were checked when it was read.
+        roots.add_parsable_certificates(settings.extra_roots.iter().cloned());
         let tls_config =
             ClientConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
                 .with_safe_default_protocol_versions()
@@ -464,6 +466,7 @@ mod tests {
                 username: None,
                 password: None,
                 timeout: Duration::from_secs(1),
+                extra_roots: Vec::new(),
             };
             let pool = SmtpPool::with_timeouts(&settings, 1, short);
             let connecting = tokio::time::timeout(Duration::from_secs(5), pool.connect()).await.unwrap();
