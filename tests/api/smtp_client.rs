@@ -507,6 +507,15 @@ impl TestCa {
         self.server_with(rcgen::CertificateParams::new(vec![host.to_string()]).unwrap())
     }
 
+    /// One with a certificate for `localhost` that expired last year.
+    fn expired_server(&self) -> Arc<ServerConfig> {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let year = chrono::Datelike::year(&chrono::Utc::now());
+        params.not_before = rcgen::date_time_ymd(year - 2, 1, 1);
+        params.not_after = rcgen::date_time_ymd(year - 1, 1, 1);
+        self.server_with(params)
+    }
+
     fn server_with(&self, params: rcgen::CertificateParams) -> Arc<ServerConfig> {
         let key = rcgen::KeyPair::generate().unwrap();
         let certificate = params.signed_by(&key, &self.issuer).unwrap();
@@ -537,6 +546,11 @@ fn starttls_opening(tls: Arc<ServerConfig>) -> Vec<Step> {
     ]
 }
 
+/// TLS from the first byte, then the greeting.
+fn implicit_tls_opening(tls: Arc<ServerConfig>) -> Vec<Step> {
+    script(&[vec![Tls(tls)], opening(true)])
+}
+
 fn delivered() -> Vec<Step> {
     script(&[pipelined_envelope("250 ok\r\n250 ok\r\n354 go ahead\r\n"), vec![ReadData, say("250 queued\r\n")]])
 }
@@ -552,4 +566,61 @@ async fn starttls_delivers_and_the_server_sees_the_message_only_inside_tls() {
     assert!(transcript.lines[0].starts_with("EHLO ") && transcript.lines[1] == "STARTTLS", "{:?}", transcript.lines);
     assert_eq!(transcript.messages.len(), 1);
     assert!(transcript.messages[0].contains("To: ann@example.com\r\n"), "{}", transcript.messages[0]);
+}
+
+#[tokio::test]
+async fn implicit_tls_delivers() {
+    let ca = TestCa::new();
+    let server =
+        ScriptedServer::start(vec![script(&[implicit_tls_opening(ca.server("localhost")), delivered()])]).await;
+    send(&server.mailer_trusting(SmtpSecurity::ImplicitTls, &ca.root()), "ann@example.com").await.unwrap();
+    let transcript = server.transcript();
+    assert!(transcript.deviations.is_empty(), "{:?}", transcript.deviations);
+    assert_eq!(transcript.tls_after_lines, Some(0), "TLS from the first byte");
+    assert_eq!(transcript.messages.len(), 1);
+}
+
+/// Sends over STARTTLS and over implicit TLS to a server with `tls`'s
+/// certificate, trusting `roots`; each must be refused before anything of the
+/// message is sent. Returns the two errors.
+async fn refused_in_both_modes(tls: Arc<ServerConfig>, roots: &[CertificateDer<'static>]) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (security, opening, said_in_clear) in [
+        (SmtpSecurity::StartTls, starttls_opening(tls.clone()), 2),
+        (SmtpSecurity::ImplicitTls, implicit_tls_opening(tls.clone()), 0),
+    ] {
+        let server = ScriptedServer::start(vec![script(&[opening, delivered()])]).await;
+        let error = send(&server.mailer_trusting(security, roots), "ann@example.com").await;
+        let Err(SendError::Transient(reason)) = error else { panic!("{security:?}: {error:?}") };
+        let transcript = server.transcript();
+        assert_eq!(transcript.tls_after_lines, None, "{security:?}: no handshake completed");
+        assert_eq!(transcript.lines.len(), said_in_clear, "{security:?}: {:?}", transcript.lines);
+        assert!(transcript.messages.is_empty(), "{security:?}");
+        errors.push(reason);
+    }
+    errors
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_host_is_refused_and_nothing_is_sent() {
+    let ca = TestCa::new();
+    for error in refused_in_both_modes(ca.server("mx.elsewhere.example"), &ca.root()).await {
+        assert!(error.contains("not valid for name") && error.contains("localhost"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_refused_and_nothing_is_sent() {
+    let ca = TestCa::new();
+    for error in refused_in_both_modes(ca.expired_server(), &ca.root()).await {
+        assert!(error.contains("expired"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn without_smtp_ca_file_a_certificate_from_a_private_ca_is_refused() {
+    let ca = TestCa::new();
+    for error in refused_in_both_modes(ca.server("localhost"), &[]).await {
+        assert!(error.contains("not signed by a trusted CA") && error.contains("SMTP_CA_FILE"), "{error}");
+    }
 }

@@ -274,7 +274,7 @@ impl SmtpPool {
                 let tls = handshake
                     .await
                     .map_err(|_| unreachable("TLS handshake timed out".into()))?
-                    .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))?;
+                    .map_err(|e| unreachable(session::handshake_failure(&e)))?;
                 SmtpStream::Tls(Box::new(tls))
             }
             SmtpSecurity::StartTls | SmtpSecurity::None => SmtpStream::Plain(tcp),
