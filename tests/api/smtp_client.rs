@@ -624,3 +624,26 @@ async fn without_smtp_ca_file_a_certificate_from_a_private_ca_is_refused() {
         assert!(error.contains("not signed by a trusted CA") && error.contains("SMTP_CA_FILE"), "{error}");
     }
 }
+
+#[tokio::test]
+async fn a_server_that_drops_or_refuses_starttls_gets_nothing_in_clear_text() {
+    let ca = TestCa::new();
+    let starttls_answered =
+        |reply: &str| vec![say(GREETING), Expect("EHLO "), say(EHLO_STARTTLS), Expect("STARTTLS"), say(reply)];
+    // Each server would take the message in clear text if the client sent it.
+    for (opening, said) in [
+        (opening(true), 1),
+        (starttls_answered("454 4.7.0 TLS not available due to temporary reason\r\n"), 2),
+        (starttls_answered("502 5.5.1 command not implemented\r\n"), 2),
+    ] {
+        let server = ScriptedServer::start(vec![script(&[opening, delivered()])]).await;
+        let error = send(&server.mailer_trusting(SmtpSecurity::StartTls, &ca.root()), "ann@example.com").await;
+        let transcript = server.transcript();
+        assert!(
+            matches!(&error, Err(SendError::Transient(reason)) if reason.contains("STARTTLS is required")),
+            "{error:?}"
+        );
+        assert_eq!(transcript.lines.len(), said, "nothing after EHLO and STARTTLS: {:?}", transcript.lines);
+        assert!(transcript.messages.is_empty());
+    }
+}

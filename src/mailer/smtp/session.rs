@@ -180,10 +180,17 @@ impl Session {
         server_name: ServerName<'static>,
         hello: &str,
     ) -> Result<Self, SmtpError> {
+        // Never on in clear text: whoever can strip STARTTLS from the EHLO
+        // reply, or refuse it, could otherwise read the mail and the login.
         if !self.extensions.starttls {
-            return Err(SmtpError::Broken("the server does not offer STARTTLS".into()));
+            return Err(SmtpError::Broken("STARTTLS is required, and the server does not offer it".into()));
         }
-        let reply = self.command("STARTTLS", "STARTTLS\r\n").await?;
+        let reply = match self.command("STARTTLS", "STARTTLS\r\n").await {
+            Err(SmtpError::Rejected { reply, .. }) => {
+                return Err(SmtpError::Broken(format!("STARTTLS is required, and the server refused it: {reply}")));
+            }
+            reply => reply?,
+        };
         if reply.code != 220 {
             return Err(SmtpError::Broken(format!("STARTTLS: unexpected reply {reply}")));
         }
