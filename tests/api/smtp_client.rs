@@ -502,6 +502,10 @@ impl TestCa {
         vec![self.issuer.der().clone()]
     }
 
+    fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
     /// A server's TLS set-up with a certificate for `host`, valid now.
     fn server(&self, host: &str) -> Arc<ServerConfig> {
         self.server_with(rcgen::CertificateParams::new(vec![host.to_string()]).unwrap())
@@ -646,4 +650,28 @@ async fn a_server_that_drops_or_refuses_starttls_gets_nothing_in_clear_text() {
         assert_eq!(transcript.lines.len(), said, "nothing after EHLO and STARTTLS: {:?}", transcript.lines);
         assert!(transcript.messages.is_empty());
     }
+}
+
+/// The system's trust store counts too: here the one `SSL_CERT_FILE` names,
+/// which only a process of its own can be given.
+#[tokio::test]
+async fn a_ca_in_the_system_trust_store_is_trusted() {
+    let ca = TestCa::new();
+    let store = std::env::temp_dir().join(format!("tickermail-system-ca-{}.pem", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&store, ca.pem()).unwrap();
+    let server =
+        ScriptedServer::start(vec![script(&[implicit_tls_opening(ca.server("localhost")), delivered()])]).await;
+    let output = crate::cli::tickermail()
+        .env("DATABASE_URL", crate::helpers::fresh_database_url().await)
+        .env("SMTP_URL", format!("smtps://localhost:{}", server.port))
+        .env("MAIL_FROM", "Stock News <news@stocknews.example>")
+        .env("SSL_CERT_FILE", &store)
+        .args(["send-test", "--to", "ann@example.com", "--kind", "confirmation"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let transcript = server.transcript();
+    assert!(transcript.deviations.is_empty(), "{:?}", transcript.deviations);
+    assert_eq!(transcript.messages.len(), 1);
 }

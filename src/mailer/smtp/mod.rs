@@ -67,6 +67,14 @@ impl SmtpPool {
 
     fn with_timeouts(settings: &SmtpSettings, max_sessions: usize, timeouts: Timeouts) -> Self {
         let mut roots = tokio_rustls::rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        // The system's store holds what this machine's admin trusts besides
+        // (a company CA added with update-ca-certificates, say). One that
+        // cannot be read leaves the web roots and SMTP_CA_FILE.
+        let system = rustls_native_certs::load_native_certs();
+        for error in &system.errors {
+            tracing::warn!("cannot read the system's trusted certificates: {error}");
+        }
+        roots.add_parsable_certificates(system.certs);
         // SMTP_CA_FILE's certificates were checked when it was read.
         roots.add_parsable_certificates(settings.extra_roots.iter().cloned());
         let tls_config =
