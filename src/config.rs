@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use secrecy::SecretString;
 use url::Url;
 
@@ -53,6 +55,9 @@ pub struct SmtpSettings {
     pub password: Option<SecretString>,
     /// The most one wait on the server, and one message's transaction, may take.
     pub timeout: Duration,
+    /// Trusted besides the web and system roots (`SMTP_CA_FILE`): a relay
+    /// with a certificate from a company's own CA.
+    pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
 impl std::fmt::Debug for SmtpSettings {
@@ -235,10 +240,12 @@ impl Settings {
             None => (format!("http://{bind}"), true),
         };
         let smtp_timeout = vars.seconds_at_least_one("SMTP_TIMEOUT_SECONDS", 60)?;
+        let smtp_extra_roots = smtp_ca_roots(&vars)?;
         let mail_transport = match vars.text("SMTP_URL") {
-            Some(raw) => {
-                MailTransportSettings::Smtp(parse_smtp_url(&raw, smtp_timeout).map_err(|m| vars.error("SMTP_URL", m))?)
-            }
+            Some(raw) => MailTransportSettings::Smtp(SmtpSettings {
+                extra_roots: smtp_extra_roots,
+                ..parse_smtp_url(&raw, smtp_timeout).map_err(|m| vars.error("SMTP_URL", m))?
+            }),
             None => MailTransportSettings::Outbox(PathBuf::from(
                 vars.text("MAIL_OUTBOX_DIR").unwrap_or_else(|| "./outbox".into()),
             )),
@@ -562,6 +569,28 @@ fn dkim_signer<F: Fn(&str) -> Option<String>>(
     Ok(Some(std::sync::Arc::new(signer)))
 }
 
+/// `SMTP_CA_FILE`: PEM certificates to trust besides the web and system
+/// roots. Read even without `SMTP_URL`, so a wrong path shows at once.
+fn smtp_ca_roots<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<'_, F>,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let Some(path) = vars.text("SMTP_CA_FILE") else { return Ok(Vec::new()) };
+    let error = |message: String| vars.error("SMTP_CA_FILE", message);
+    let pem = std::fs::read(&path).map_err(|e| error(format!("cannot read {path}: {e}")))?;
+    let roots = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(format!("{path} is not PEM: {e}")))?;
+    if roots.is_empty() {
+        return Err(error(format!("{path} holds no certificate (-----BEGIN CERTIFICATE----- blocks)")));
+    }
+    for root in &roots {
+        rustls::RootCertStore::empty()
+            .add(root.clone())
+            .map_err(|e| error(format!("{path} holds a certificate that cannot be trusted as a root: {e}")))?;
+    }
+    Ok(roots)
+}
+
 fn parse_smtp_url(raw: &str, timeout: Duration) -> Result<SmtpSettings, String> {
     let url = Url::parse(raw).map_err(|e| format!("not a URL like smtp://user:pass@host:587 ({e})"))?;
     let host = url.host_str().ok_or("has no host")?.to_string();
@@ -583,7 +612,15 @@ fn parse_smtp_url(raw: &str, timeout: Duration) -> Result<SmtpSettings, String> 
     };
     let username = (!url.username().is_empty()).then(|| decode(url.username()));
     let password = url.password().map(|p| SecretString::from(decode(p)));
-    Ok(SmtpSettings { host, port: url.port().unwrap_or(default_port), security, username, password, timeout })
+    Ok(SmtpSettings {
+        host,
+        port: url.port().unwrap_or(default_port),
+        security,
+        username,
+        password,
+        timeout,
+        extra_roots: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -704,6 +741,35 @@ mod tests {
         assert_eq!(error.variable, "DKIM_PRIVATE_KEY_FILE");
         assert!(error.message.contains("Ed25519"), "{error}");
         assert!(settings(&[]).unwrap().dkim.is_none());
+    }
+
+    #[test]
+    fn smtp_ca_file_must_be_readable_and_hold_certificates() {
+        let write = |contents: &str| {
+            let path = std::env::temp_dir().join(format!("tickermail-ca-{}.pem", uuid::Uuid::new_v4().simple()));
+            std::fs::write(&path, contents).unwrap();
+            path.to_string_lossy().to_string()
+        };
+        let ca = || {
+            let mut params = rcgen::CertificateParams::default();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem()
+        };
+        let two = write(&format!("{}{}", ca(), ca()));
+        let s = settings(&[("SMTP_URL", "smtp://mail.example.com"), ("SMTP_CA_FILE", &two)]).unwrap();
+        let MailTransportSettings::Smtp(smtp) = s.mail_transport else { panic!("SMTP_URL is set") };
+        assert_eq!(smtp.extra_roots.len(), 2);
+
+        let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        for (path, says) in [
+            ("/no/such/ca.pem".to_string(), "cannot read /no/such/ca.pem"),
+            (write("not a certificate"), "no certificate"),
+            (write(garbage), "cannot be trusted as a root"),
+        ] {
+            let error = settings(&[("SMTP_URL", "smtp://mail.example.com"), ("SMTP_CA_FILE", &path)]).unwrap_err();
+            assert_eq!(error.variable, "SMTP_CA_FILE");
+            assert!(error.message.contains(says), "{error}");
+        }
     }
 
     #[test]

@@ -17,8 +17,12 @@ pub fn tickermail() -> Command {
 
 #[tokio::test]
 async fn a_bad_setting_stops_start_up_with_one_line_naming_the_variable() {
-    for (variable, value) in [("SMTP_URL", "http://mail.example.com"), ("BIND", "nowhere"), ("SEND_CONCURRENCY", "-3")]
-    {
+    for (variable, value) in [
+        ("SMTP_URL", "http://mail.example.com"),
+        ("BIND", "nowhere"),
+        ("SEND_CONCURRENCY", "-3"),
+        ("SMTP_CA_FILE", "/no/such/ca.pem"),
+    ] {
         let output = tickermail().env(variable, value).arg("migrate").output().await.unwrap();
         assert_eq!(output.status.code(), Some(2), "{variable}");
         let stderr = String::from_utf8(output.stderr).unwrap();

@@ -576,6 +576,7 @@ async fn start_process(url: &str, server: &ScriptedSmtp) -> Process {
         username: None,
         password: None,
         timeout: SMTP_TIMEOUT,
+        extra_roots: Vec::new(),
     };
     let mailer = Mailer::new(&MailTransportSettings::Smtp(smtp), 2).expect("an SMTP mailer");
     let tokens = TokenKey::new(SecretString::from(TEST_SECRET_KEY));

@@ -1,14 +1,18 @@
 //! The SMTP client against scripted servers: with and without PIPELINING,
-//! refusals at each step, and servers that misbehave. Each server plays one
-//! script per connection and records what the client wrote.
+//! refusals at each step, servers that misbehave, and TLS (STARTTLS and
+//! implicit) with certificates from a CA made in the test. Each server plays
+//! one script per connection and records what the client wrote.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tickermail::config::{MailTransportSettings, SmtpSecurity, SmtpSettings};
 use tickermail::mailer::{AlwaysOpen, Email, EmailLinks, Mailer, Rejection, SendError, confirmation_content};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// One step of a server's side of a conversation.
 #[derive(Debug, Clone)]
@@ -24,11 +28,17 @@ enum Step {
     ReadData,
     /// Read the first byte of a TLS handshake (a ClientHello record).
     ExpectTlsHandshake,
+    /// Take the TLS handshake with this certificate, and speak TLS from then on.
+    Tls(Arc<ServerConfig>),
     /// Hang up.
     Close,
 }
 
-use Step::{Close, Expect, ExpectAlone, ExpectTlsHandshake, ReadData, Say};
+use Step::{Close, Expect, ExpectAlone, ExpectTlsHandshake, ReadData, Say, Tls};
+
+/// A connection, in clear text or inside TLS.
+trait Connection: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Connection for T {}
 
 fn say(text: &str) -> Step {
     Say(text.to_string())
@@ -42,6 +52,8 @@ struct Transcript {
     messages: Vec<String>,
     /// Steps that went other than scripted.
     deviations: Vec<String>,
+    /// How many lines had been read when a TLS handshake completed.
+    tls_after_lines: Option<usize>,
 }
 
 struct ScriptedServer {
@@ -61,11 +73,10 @@ impl ScriptedServer {
                 let Ok((stream, _)) = listener.accept().await else { return };
                 let recording = recording.clone();
                 tokio::spawn(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut reader = BufReader::new(read);
+                    let mut reader: BufReader<Box<dyn Connection>> = BufReader::new(Box::new(stream));
                     for step in script {
                         let deviation = match step {
-                            Say(text) => write.write_all(text.as_bytes()).await.err().map(|e| e.to_string()),
+                            Say(text) => reader.write_all(text.as_bytes()).await.err().map(|e| e.to_string()),
                             Expect(prefix) | ExpectAlone(prefix) => {
                                 let mut line = String::new();
                                 reader.read_line(&mut line).await.ok();
@@ -95,6 +106,21 @@ impl ScriptedServer {
                                 let first = reader.read_u8().await.ok();
                                 (first != Some(0x16)).then(|| format!("expected a TLS handshake, got {first:?}"))
                             }
+                            Tls(_) if !reader.buffer().is_empty() => {
+                                Some("the client sent more before the TLS handshake".to_string())
+                            }
+                            Tls(config) => match TlsAcceptor::from(config).accept(reader.into_inner()).await {
+                                Ok(tls) => {
+                                    reader = BufReader::new(Box::new(tls));
+                                    let mut recording = recording.lock().unwrap();
+                                    recording.tls_after_lines = Some(recording.lines.len());
+                                    None
+                                }
+                                Err(error) => {
+                                    recording.lock().unwrap().deviations.push(format!("TLS handshake: {error}"));
+                                    return;
+                                }
+                            },
                             Close => return,
                         };
                         if let Some(deviation) = deviation {
@@ -116,14 +142,31 @@ impl ScriptedServer {
     }
 
     fn mailer_with(&self, security: SmtpSecurity, login: Option<(&str, &str)>) -> Mailer {
-        let settings = SmtpSettings {
+        self.mailer_from(SmtpSettings {
+            username: login.map(|(username, _)| username.to_string()),
+            password: login.map(|(_, password)| password.to_string().into()),
+            ..self.settings(security)
+        })
+    }
+
+    /// A mailer that trusts `roots` besides the built-in ones.
+    fn mailer_trusting(&self, security: SmtpSecurity, roots: &[CertificateDer<'static>]) -> Mailer {
+        self.mailer_from(SmtpSettings { extra_roots: roots.to_vec(), ..self.settings(security) })
+    }
+
+    fn settings(&self, security: SmtpSecurity) -> SmtpSettings {
+        SmtpSettings {
             host: "localhost".into(),
             port: self.port,
             security,
-            username: login.map(|(username, _)| username.to_string()),
-            password: login.map(|(_, password)| password.to_string().into()),
+            username: None,
+            password: None,
             timeout: Duration::from_secs(5),
-        };
+            extra_roots: Vec::new(),
+        }
+    }
+
+    fn mailer_from(&self, settings: SmtpSettings) -> Mailer {
         Mailer::new(&MailTransportSettings::Smtp(settings), 1).unwrap()
     }
 
@@ -437,4 +480,198 @@ async fn starttls_is_required_and_nothing_the_server_sends_ahead_of_tls_is_trust
     .await;
     let error = send(&injected.mailer_with(SmtpSecurity::StartTls, None), "ann@example.com").await;
     assert!(matches!(&error, Err(SendError::Transient(reply)) if reply.contains("after its STARTTLS")), "{error:?}");
+}
+
+/// A certificate authority made for the test, and server certificates it signs.
+struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "tickermail test CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        let issuer = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+        TestCa { issuer }
+    }
+
+    /// To be trusted by the client.
+    fn root(&self) -> Vec<CertificateDer<'static>> {
+        vec![self.issuer.der().clone()]
+    }
+
+    fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server's TLS set-up with a certificate for `host`, valid now.
+    fn server(&self, host: &str) -> Arc<ServerConfig> {
+        self.server_with(rcgen::CertificateParams::new(vec![host.to_string()]).unwrap())
+    }
+
+    /// One with a certificate for `localhost` that expired last year.
+    fn expired_server(&self) -> Arc<ServerConfig> {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let year = chrono::Datelike::year(&chrono::Utc::now());
+        params.not_before = rcgen::date_time_ymd(year - 2, 1, 1);
+        params.not_after = rcgen::date_time_ymd(year - 1, 1, 1);
+        self.server_with(params)
+    }
+
+    fn server_with(&self, params: rcgen::CertificateParams) -> Arc<ServerConfig> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let certificate = params.signed_by(&key, &self.issuer).unwrap();
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![certificate.der().clone()], PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+            .unwrap();
+        Arc::new(config)
+    }
+}
+
+const EHLO_STARTTLS: &str = "250-mx.example\r\n250-STARTTLS\r\n250 PIPELINING\r\n";
+
+/// A conversation that upgrades to TLS with STARTTLS, then greets again.
+fn starttls_opening(tls: Arc<ServerConfig>) -> Vec<Step> {
+    vec![
+        say(GREETING),
+        Expect("EHLO "),
+        say(EHLO_STARTTLS),
+        Expect("STARTTLS"),
+        say("220 2.0.0 ready\r\n"),
+        Tls(tls),
+        Expect("EHLO "),
+        say(EHLO_PIPELINING),
+    ]
+}
+
+/// TLS from the first byte, then the greeting.
+fn implicit_tls_opening(tls: Arc<ServerConfig>) -> Vec<Step> {
+    script(&[vec![Tls(tls)], opening(true)])
+}
+
+fn delivered() -> Vec<Step> {
+    script(&[pipelined_envelope("250 ok\r\n250 ok\r\n354 go ahead\r\n"), vec![ReadData, say("250 queued\r\n")]])
+}
+
+#[tokio::test]
+async fn starttls_delivers_and_the_server_sees_the_message_only_inside_tls() {
+    let ca = TestCa::new();
+    let server = ScriptedServer::start(vec![script(&[starttls_opening(ca.server("localhost")), delivered()])]).await;
+    send(&server.mailer_trusting(SmtpSecurity::StartTls, &ca.root()), "ann@example.com").await.unwrap();
+    let transcript = server.transcript();
+    assert!(transcript.deviations.is_empty(), "{:?}", transcript.deviations);
+    assert_eq!(transcript.tls_after_lines, Some(2), "only EHLO and STARTTLS before the handshake");
+    assert!(transcript.lines[0].starts_with("EHLO ") && transcript.lines[1] == "STARTTLS", "{:?}", transcript.lines);
+    assert_eq!(transcript.messages.len(), 1);
+    assert!(transcript.messages[0].contains("To: ann@example.com\r\n"), "{}", transcript.messages[0]);
+}
+
+#[tokio::test]
+async fn implicit_tls_delivers() {
+    let ca = TestCa::new();
+    let server =
+        ScriptedServer::start(vec![script(&[implicit_tls_opening(ca.server("localhost")), delivered()])]).await;
+    send(&server.mailer_trusting(SmtpSecurity::ImplicitTls, &ca.root()), "ann@example.com").await.unwrap();
+    let transcript = server.transcript();
+    assert!(transcript.deviations.is_empty(), "{:?}", transcript.deviations);
+    assert_eq!(transcript.tls_after_lines, Some(0), "TLS from the first byte");
+    assert_eq!(transcript.messages.len(), 1);
+}
+
+/// Sends over STARTTLS and over implicit TLS to a server with `tls`'s
+/// certificate, trusting `roots`; each must be refused before anything of the
+/// message is sent. Returns the two errors.
+async fn refused_in_both_modes(tls: Arc<ServerConfig>, roots: &[CertificateDer<'static>]) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (security, opening, said_in_clear) in [
+        (SmtpSecurity::StartTls, starttls_opening(tls.clone()), 2),
+        (SmtpSecurity::ImplicitTls, implicit_tls_opening(tls.clone()), 0),
+    ] {
+        let server = ScriptedServer::start(vec![script(&[opening, delivered()])]).await;
+        let error = send(&server.mailer_trusting(security, roots), "ann@example.com").await;
+        let Err(SendError::Transient(reason)) = error else { panic!("{security:?}: {error:?}") };
+        let transcript = server.transcript();
+        assert_eq!(transcript.tls_after_lines, None, "{security:?}: no handshake completed");
+        assert_eq!(transcript.lines.len(), said_in_clear, "{security:?}: {:?}", transcript.lines);
+        assert!(transcript.messages.is_empty(), "{security:?}");
+        errors.push(reason);
+    }
+    errors
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_host_is_refused_and_nothing_is_sent() {
+    let ca = TestCa::new();
+    for error in refused_in_both_modes(ca.server("mx.elsewhere.example"), &ca.root()).await {
+        assert!(error.contains("not valid for name") && error.contains("localhost"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_refused_and_nothing_is_sent() {
+    let ca = TestCa::new();
+    for error in refused_in_both_modes(ca.expired_server(), &ca.root()).await {
+        assert!(error.contains("expired"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn without_smtp_ca_file_a_certificate_from_a_private_ca_is_refused() {
+    let ca = TestCa::new();
+    for error in refused_in_both_modes(ca.server("localhost"), &[]).await {
+        assert!(error.contains("not signed by a trusted CA") && error.contains("SMTP_CA_FILE"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_drops_or_refuses_starttls_gets_nothing_in_clear_text() {
+    let ca = TestCa::new();
+    let starttls_answered =
+        |reply: &str| vec![say(GREETING), Expect("EHLO "), say(EHLO_STARTTLS), Expect("STARTTLS"), say(reply)];
+    // Each server would take the message in clear text if the client sent it.
+    for (opening, said) in [
+        (opening(true), 1),
+        (starttls_answered("454 4.7.0 TLS not available due to temporary reason\r\n"), 2),
+        (starttls_answered("502 5.5.1 command not implemented\r\n"), 2),
+    ] {
+        let server = ScriptedServer::start(vec![script(&[opening, delivered()])]).await;
+        let error = send(&server.mailer_trusting(SmtpSecurity::StartTls, &ca.root()), "ann@example.com").await;
+        let transcript = server.transcript();
+        assert!(
+            matches!(&error, Err(SendError::Transient(reason)) if reason.contains("STARTTLS is required")),
+            "{error:?}"
+        );
+        assert_eq!(transcript.lines.len(), said, "nothing after EHLO and STARTTLS: {:?}", transcript.lines);
+        assert!(transcript.messages.is_empty());
+    }
+}
+
+/// The system's trust store counts too: here the one `SSL_CERT_FILE` names,
+/// which only a process of its own can be given.
+#[tokio::test]
+async fn a_ca_in_the_system_trust_store_is_trusted() {
+    let ca = TestCa::new();
+    let store = std::env::temp_dir().join(format!("tickermail-system-ca-{}.pem", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&store, ca.pem()).unwrap();
+    let server =
+        ScriptedServer::start(vec![script(&[implicit_tls_opening(ca.server("localhost")), delivered()])]).await;
+    let output = crate::cli::tickermail()
+        .env("DATABASE_URL", crate::helpers::fresh_database_url().await)
+        .env("SMTP_URL", format!("smtps://localhost:{}", server.port))
+        .env("MAIL_FROM", "Stock News <news@stocknews.example>")
+        .env("SSL_CERT_FILE", &store)
+        .args(["send-test", "--to", "ann@example.com", "--kind", "confirmation"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let transcript = server.transcript();
+    assert!(transcript.deviations.is_empty(), "{:?}", transcript.deviations);
+    assert_eq!(transcript.messages.len(), 1);
 }

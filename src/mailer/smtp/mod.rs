@@ -66,7 +66,17 @@ impl SmtpPool {
     }
 
     fn with_timeouts(settings: &SmtpSettings, max_sessions: usize, timeouts: Timeouts) -> Self {
-        let roots = tokio_rustls::rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let mut roots = tokio_rustls::rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        // The system's store holds what this machine's admin trusts besides
+        // (a company CA added with update-ca-certificates, say). One that
+        // cannot be read leaves the web roots and SMTP_CA_FILE.
+        let system = rustls_native_certs::load_native_certs();
+        for error in &system.errors {
+            tracing::warn!("cannot read the system's trusted certificates: {error}");
+        }
+        roots.add_parsable_certificates(system.certs);
+        // SMTP_CA_FILE's certificates were checked when it was read.
+        roots.add_parsable_certificates(settings.extra_roots.iter().cloned());
         let tls_config =
             ClientConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
                 .with_safe_default_protocol_versions()
@@ -272,7 +282,7 @@ impl SmtpPool {
                 let tls = handshake
                     .await
                     .map_err(|_| unreachable("TLS handshake timed out".into()))?
-                    .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))?;
+                    .map_err(|e| unreachable(session::handshake_failure(&e)))?;
                 SmtpStream::Tls(Box::new(tls))
             }
             SmtpSecurity::StartTls | SmtpSecurity::None => SmtpStream::Plain(tcp),
@@ -464,6 +474,7 @@ mod tests {
                 username: None,
                 password: None,
                 timeout: Duration::from_secs(1),
+                extra_roots: Vec::new(),
             };
             let pool = SmtpPool::with_timeouts(&settings, 1, short);
             let connecting = tokio::time::timeout(Duration::from_secs(5), pool.connect()).await.unwrap();

@@ -180,10 +180,17 @@ impl Session {
         server_name: ServerName<'static>,
         hello: &str,
     ) -> Result<Self, SmtpError> {
+        // Never on in clear text: whoever can strip STARTTLS from the EHLO
+        // reply, or refuse it, could otherwise read the mail and the login.
         if !self.extensions.starttls {
-            return Err(SmtpError::Broken("the server does not offer STARTTLS".into()));
+            return Err(SmtpError::Broken("STARTTLS is required, and the server does not offer it".into()));
         }
-        let reply = self.command("STARTTLS", "STARTTLS\r\n").await?;
+        let reply = match self.command("STARTTLS", "STARTTLS\r\n").await {
+            Err(SmtpError::Rejected { reply, .. }) => {
+                return Err(SmtpError::Broken(format!("STARTTLS is required, and the server refused it: {reply}")));
+            }
+            reply => reply?,
+        };
         if reply.code != 220 {
             return Err(SmtpError::Broken(format!("STARTTLS: unexpected reply {reply}")));
         }
@@ -199,7 +206,7 @@ impl Session {
         let tls = handshake
             .await
             .map_err(|_| SmtpError::Broken("TLS handshake timed out".into()))?
-            .map_err(|e| SmtpError::Broken(format!("TLS handshake failed: {e}")))?;
+            .map_err(|e| SmtpError::Broken(handshake_failure(&e)))?;
         self.stream = SmtpStream::Tls(Box::new(tls));
         self.ehlo(hello).await?;
         Ok(self)
@@ -424,6 +431,19 @@ impl Session {
             }
         }
         Err(format!("the server sent a line longer than {MAX_LINE} bytes"))
+    }
+}
+
+/// Why a TLS handshake failed. rustls names an unknown issuer only by its
+/// variant; the admin needs to hear what to do about it.
+pub fn handshake_failure(error: &std::io::Error) -> String {
+    use tokio_rustls::rustls::{CertificateError, Error};
+    match error.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+        Some(Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+            "TLS handshake failed: the server's certificate is not signed by a trusted CA (add its CA to SMTP_CA_FILE)"
+                .into()
+        }
+        _ => format!("TLS handshake failed: {error}"),
     }
 }
 
