@@ -118,6 +118,27 @@ pub struct DeliveryWorker {
     rate_per_domain: Option<Arc<DefaultKeyedRateLimiter<String>>>,
 }
 
+/// The deliveries a run has claimed and not yet recorded, by id, with their claim.
+#[derive(Clone, Default)]
+struct Held(Arc<Mutex<HashMap<Uuid, Uuid>>>);
+
+impl Held {
+    fn hold(&self, batch: &[ClaimedDelivery]) {
+        self.0.lock().expect("not poisoned").extend(batch.iter().map(|delivery| (delivery.id, delivery.claim_id)));
+    }
+
+    fn release(&self, recorded: &[(ClaimedDelivery, Disposition)]) {
+        let mut held = self.0.lock().expect("not poisoned");
+        for (delivery, _) in recorded {
+            held.remove(&delivery.id);
+        }
+    }
+
+    fn pairs(&self) -> Vec<(Uuid, Uuid)> {
+        self.0.lock().expect("not poisoned").iter().map(|(id, claim)| (*id, *claim)).collect()
+    }
+}
+
 /// What became of an edition's deliveries, as the list protection counts them.
 #[derive(Debug, Default, Clone, Copy)]
 struct EditionOutcomes {
@@ -371,7 +392,9 @@ impl DeliveryWorker {
         // slot until its outcome is recorded, so a crash re-sends at most as
         // many messages as there are slots.
         let (outcomes, mut finished) = tokio::sync::mpsc::unbounded_channel();
-        let dispatching = tokio::spawn(self.clone().claim_and_dispatch(stop.clone(), outcomes));
+        let held = Held::default();
+        let heartbeat = tokio::spawn(self.clone().keep_leases(held.clone()));
+        let dispatching = tokio::spawn(self.clone().claim_and_dispatch(stop.clone(), outcomes, held.clone()));
         let mut tally = Tally::default();
         let mut chunk = Vec::with_capacity(RECORD_CHUNK);
         while finished.recv_many(&mut chunk, RECORD_CHUNK).await > 0 {
@@ -391,9 +414,11 @@ impl DeliveryWorker {
                 tally.count(disposition);
             }
             self.record(&outcomes, stop).await;
+            held.release(&outcomes);
             self.protect_the_list(&outcomes).await;
             drop(slots);
         }
+        heartbeat.abort();
         let claimed = match dispatching.await {
             Ok(claimed) => claimed,
             Err(error) => return Err(StoreError::Unavailable(format!("the dispatching task failed: {error}"))),
@@ -533,6 +558,7 @@ impl DeliveryWorker {
         self,
         stop: CancellationToken,
         outcomes: tokio::sync::mpsc::UnboundedSender<(ClaimedDelivery, Disposition, OwnedSemaphorePermit)>,
+        held: Held,
     ) -> Result<usize, StoreError> {
         let limit = self.settings.claim_limit() as usize;
         let slots = Arc::new(Semaphore::new((self.settings.concurrency * RENDER_AHEAD).max(MIN_UNDER_WAY).min(limit)));
@@ -549,6 +575,7 @@ impl DeliveryWorker {
                 break;
             }
             claimed += batch.len();
+            held.hold(&batch);
             let mut first = Some(first);
             for delivery in batch {
                 let slot = match first.take() {
@@ -563,6 +590,22 @@ impl DeliveryWorker {
             }
         }
         Ok(claimed)
+    }
+
+    /// Extends the leases of the deliveries this worker holds every quarter
+    /// lease, until it is aborted with the run that started it.
+    async fn keep_leases(self, held: Held) {
+        let every = (self.settings.lease / 4).max(Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(every).await;
+            let pairs = held.pairs();
+            if pairs.is_empty() {
+                continue;
+            }
+            if let Err(error) = self.store.extend_leases(&pairs, self.settings.lease).await {
+                tracing::warn!(%error, held = pairs.len(), "cannot extend the leases of the deliveries under way");
+            }
+        }
     }
 
     /// `process`, with a panic failing that message alone: it is recorded

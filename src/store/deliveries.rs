@@ -208,6 +208,46 @@ impl Store {
         Ok(renewed == 1)
     }
 
+    /// Extends the leases of deliveries this worker holds and has not yet
+    /// recorded (`(delivery, claim)` pairs) by `lease` from now, so one that
+    /// waits long for a session is not taken over while its worker lives.
+    pub async fn extend_leases(&self, held: &[(Uuid, Uuid)], lease: Duration) -> StoreResult<u64> {
+        let until = now() + lease;
+        let extended = match self {
+            Store::Sqlite { writer, .. } => {
+                let hex = |pick: fn(&(Uuid, Uuid)) -> Uuid| {
+                    serde_json::to_string(&held.iter().map(|pair| pick(pair).simple().to_string()).collect::<Vec<_>>())
+                        .unwrap_or_default()
+                };
+                sqlx::query(
+                    "UPDATE deliveries SET next_attempt_at = $1 WHERE status = 'sending' \
+                       AND id IN (SELECT unhex(value) FROM json_each($2)) \
+                       AND claim_id IN (SELECT unhex(value) FROM json_each($3))",
+                )
+                .bind(until)
+                .bind(hex(|(id, _)| *id))
+                .bind(hex(|(_, claim)| *claim))
+                .execute(writer)
+                .await?
+                .rows_affected()
+            }
+            Store::Postgres(pool) => {
+                let (ids, claims): (Vec<Uuid>, Vec<Uuid>) = held.iter().copied().unzip();
+                sqlx::query(
+                    "UPDATE deliveries SET next_attempt_at = $1 \
+                     WHERE status = 'sending' AND id = ANY($2) AND claim_id = ANY($3)",
+                )
+                .bind(until)
+                .bind(ids)
+                .bind(claims)
+                .execute(pool)
+                .await?
+                .rows_affected()
+            }
+        };
+        Ok(extended)
+    }
+
     /// Marks deliveries of one claim sent, with the Message-ID the worker gave
     /// them (`<delivery id@domain>`), and moves each digest reader's "last
     /// digest" to their edition's stories: a reader's stories count as had

@@ -268,3 +268,20 @@ async fn the_migration_merges_readers_whose_addresses_differ_only_in_letter_case
         on_pool!(&store, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM deliveries").fetch_one(pool).await.unwrap());
     assert_eq!(total, 5, "deliveries that would collide stay, without a reader");
 }
+
+#[tokio::test]
+async fn a_worker_extends_the_leases_it_holds_and_no_one_else_s() {
+    let store = fresh_store().await;
+    queue_confirmations(&store, 2).await;
+    let mine = store.claim_due_deliveries(1, Duration::from_millis(300), 8).await.unwrap();
+    let theirs = store.claim_due_deliveries(1, Duration::from_millis(300), 8).await.unwrap();
+    let held: Vec<(uuid::Uuid, uuid::Uuid)> = mine.iter().map(|d| (d.id, d.claim_id)).collect();
+    // Someone else's claim, named with one of mine, is not extended.
+    let forged = [(theirs[0].id, mine[0].claim_id)];
+    assert_eq!(store.extend_leases(&held, Duration::from_secs(60)).await.unwrap(), 1);
+    assert_eq!(store.extend_leases(&forged, Duration::from_secs(60)).await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let taken_over = store.claim_due_deliveries(10, Duration::from_secs(60), 8).await.unwrap();
+    let ids: Vec<_> = taken_over.iter().map(|d| d.id).collect();
+    assert_eq!(ids, [theirs[0].id], "only the lease nobody extended ran out");
+}
