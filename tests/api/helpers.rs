@@ -114,9 +114,15 @@ pub async fn spawn_app_with_smtp_port(smtp_port: u16, overrides: &[(&str, &str)]
 
 /// A client that does not follow redirects. reqwest is built without a
 /// default TLS crypto provider (as in the application), so ring is installed first.
+/// It drops idle connections before the server's keep-alive (5 s) ends them:
+/// a test that waited about that long would otherwise race the server's close.
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap()
 }
 
 impl TestApp {
