@@ -119,12 +119,15 @@ impl Store {
                 PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
             return Ok(Store::Postgres(pool));
         }
+        // A checkpoint that empties the WAL cuts its file back to this size;
+        // otherwise it stays as large as the largest burst of writes made it.
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .pragma("journal_size_limit", "67108864");
         // A checkpoint copies the WAL into the database file and syncs it; run
         // inside a commit, it would stall every sign-up queued behind it. The
         // writer leaves checkpoints to a background task on its own connection.

@@ -82,7 +82,6 @@ macro_rules! insert_consent {
         .await?
     };
 }
-pub(super) use insert_consent;
 
 #[derive(sqlx::FromRow)]
 pub(super) struct SubscriberRow {

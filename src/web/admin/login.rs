@@ -115,7 +115,7 @@ pub(super) async fn login(
         return Ok(response);
     }
     if !credentials_match(admin, &form.email, form.password.clone()).await {
-        tracing::warn!("admin login failed");
+        tracing::info!("admin login failed");
         return Ok(login_page(
             &state,
             StatusCode::UNAUTHORIZED,
