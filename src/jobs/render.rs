@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::digest::compose;
+use super::digest::{ReaderDigest, compose};
 use crate::domain::{Message, Watchlist};
 use crate::mailer::{
     DigestEdition, Email, EmailContent, EmailLinks, alert_content, confirmation_content, digest_content, digest_email,
@@ -38,17 +37,11 @@ impl EditionParts {
     }
 }
 
-/// Where a rendered message goes.
-pub enum Rendering<'a> {
-    /// Out, addressed to `to`, in wire form.
-    Send { to: &'a str, message_id: String },
-    /// To a person's eyes: its subject and parts.
-    Preview,
-}
-
-pub enum Rendered {
-    Email(Email),
-    Preview(EmailContent),
+/// A message before it takes its final form: the parts of most kinds, or a
+/// digest, whose wire form is spliced from its edition's shared parts.
+enum Composed<'e> {
+    Content(EmailContent),
+    Digest(ReaderDigest<'e>, &'e EditionParts),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,20 +60,56 @@ pub struct Renderer<'a> {
 }
 
 impl Renderer<'_> {
-    /// Renders `message` for `reader`; a digest needs its edition.
-    pub fn render(
+    /// `message` for `reader`, addressed to `to` in wire form; a digest needs its edition.
+    pub fn email(
         &self,
         message: &Message,
         reader: Reader<'_>,
         edition: Option<&EditionParts>,
-        rendering: Rendering<'_>,
-    ) -> Result<Rendered, RenderError> {
+        to: &str,
+        message_id: String,
+    ) -> Result<Email, RenderError> {
+        let links = self.links;
+        match self.compose(message, reader, edition)? {
+            Composed::Content(content) => content.into_message(links, to, message_id),
+            Composed::Digest(digest, edition) => {
+                let token = self.tokens.manage_token(reader.id, reader.token_nonce);
+                digest_email(links, &edition.shared, to, message_id, reader.name, &token, &digest)
+            }
+        }
+        .map_err(RenderError::Failed)
+    }
+
+    /// `message` for `reader` as a person sees it: its subject and parts.
+    pub fn preview(
+        &self,
+        message: &Message,
+        reader: Reader<'_>,
+        edition: Option<&EditionParts>,
+    ) -> Result<EmailContent, RenderError> {
+        match self.compose(message, reader, edition)? {
+            Composed::Content(content) => Ok(content),
+            Composed::Digest(digest, edition) => {
+                let token = self.tokens.manage_token(reader.id, reader.token_nonce);
+                digest_content(self.links, reader.name, &token, &digest, edition.content.created_at)
+                    .map_err(RenderError::Failed)
+            }
+        }
+    }
+
+    /// The one switch over the kinds of message.
+    fn compose<'e>(
+        &self,
+        message: &Message,
+        reader: Reader<'_>,
+        edition: Option<&'e EditionParts>,
+    ) -> Result<Composed<'e>, RenderError> {
         let links = self.links;
         let manage_token = || self.tokens.manage_token(reader.id, reader.token_nonce);
         let content = match message {
             Message::Confirmation(request) => {
                 let token = self.tokens.confirmation_token(reader.id, reader.token_nonce, request.issued_at);
-                confirmation_content(links, &token, self.confirmation_expiry(request.issued_at))
+                confirmation_content(links, &token, request.issued_at + self.confirmation_ttl)
             }
             Message::Welcome(_) => welcome_content(links, reader.name, &manage_token(), &reader.watchlist.to_string()),
             Message::PreferencesLink(_) => preferences_link_content(links, reader.name, &manage_token()),
@@ -90,31 +119,10 @@ impl Renderer<'_> {
                 if digest.is_empty() {
                     return Err(RenderError::NothingToSay("nothing new for this reader".into()));
                 }
-                return match rendering {
-                    Rendering::Send { to, message_id } => {
-                        digest_email(links, &edition.shared, to, message_id, reader.name, &manage_token(), &digest)
-                            .map(Rendered::Email)
-                    }
-                    Rendering::Preview => {
-                        digest_content(links, reader.name, &manage_token(), &digest, edition.content.created_at)
-                            .map(Rendered::Preview)
-                    }
-                }
-                .map_err(RenderError::Failed);
+                return Ok(Composed::Digest(digest, edition));
             }
             Message::Alert(alert) => alert_content(links, reader.name, &manage_token(), alert),
-        }
-        .map_err(RenderError::Failed)?;
-        match rendering {
-            Rendering::Send { to, message_id } => {
-                content.into_message(links, to, message_id).map(Rendered::Email).map_err(RenderError::Failed)
-            }
-            Rendering::Preview => Ok(Rendered::Preview(content)),
-        }
-    }
-
-    /// When a confirmation link issued at `issued_at` stops working.
-    pub fn confirmation_expiry(&self, issued_at: DateTime<Utc>) -> DateTime<Utc> {
-        issued_at + self.confirmation_ttl
+        };
+        content.map(Composed::Content).map_err(RenderError::Failed)
     }
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::alerts::move_tier;
 use super::digest::{DigestRules, manual_run};
-use super::render::{EditionParts, Reader, RenderError, Rendered, Renderer, Rendering};
+use super::render::{EditionParts, Reader, RenderError, Renderer};
 use crate::domain::{
     ConfirmationRequest, DigestDue, Message, PriceAlert, Subscriber, SubscriberEmail, Watchlist, Welcome,
 };
@@ -125,9 +125,8 @@ impl TestSender {
             watchlist: reader.map_or(&sample_watchlist, |r| &r.watchlist),
         };
         let renderer = Renderer { links: &self.links, tokens: &self.tokens, confirmation_ttl: self.confirmation_ttl };
-        match renderer.render(&message, reader, edition.as_ref(), Rendering::Preview) {
-            Ok(Rendered::Preview(content)) => Ok(content),
-            Ok(Rendered::Email(_)) => Err(TestSendError::Render("a preview came out as a message to send".into())),
+        match renderer.preview(&message, reader, edition.as_ref()) {
+            Ok(content) => Ok(content),
             Err(RenderError::NothingToSay(_)) => Err(TestSendError::NothingToSend(if for_a_reader {
                 "this reader has no new stories or watchlist moves for a digest now".into()
             } else {

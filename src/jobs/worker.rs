@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::edition_cache::EditionCache;
-use super::render::{EditionParts, Reader, RenderError, Rendered, Renderer, Rendering};
+use super::render::{EditionParts, Reader, RenderError, Renderer};
 use crate::config::{ListProtection, Settings};
 use crate::domain::{DigestFrequency, Message, Subscriber, SubscriberStatus};
 use crate::mailer::{EmailLinks, Mailer, Rejection, SendError, SendGate};
@@ -772,10 +772,9 @@ impl DeliveryWorker {
             token_nonce: &subscriber.token_nonce,
             watchlist: &subscriber.watchlist,
         };
-        let rendering = Rendering::Send { to: &subscriber.email, message_id: self.links.message_id(delivery.id) };
-        match renderer.render(message, reader, edition, rendering) {
-            Ok(Rendered::Email(email)) => Prepared::Email(email),
-            Ok(Rendered::Preview(_)) => Prepared::Fail("a message rendered for sending came out as a preview".into()),
+        let message_id = self.links.message_id(delivery.id);
+        match renderer.email(message, reader, edition, &subscriber.email, message_id) {
+            Ok(email) => Prepared::Email(email),
             Err(RenderError::NothingToSay(reason)) => Prepared::Suppress(reason),
             Err(RenderError::Failed(reason)) => Prepared::Fail(reason),
         }
