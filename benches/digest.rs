@@ -13,10 +13,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tickermail::domain::{DigestDue, Watchlist};
-use tickermail::jobs::digest::compose;
+use tickermail::domain::{DigestDue, EditionContent, NewStory, StoredQuote, Watchlist, compose};
 use tickermail::mailer::{DigestEdition, EmailLinks, digest_email};
-use tickermail::store::{EditionContent, NewStory, Store, StoredQuote};
+use tickermail::store::Store;
 use tokio::process::Command;
 
 const STORIES: usize = 20;

@@ -14,10 +14,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
-use crate::web::RequestSpan;
+use crate::web::{AppState, ClientGuard, IpLimiter, PUBLIC_BODY_LIMIT, RequestSpan, configure, security_headers};
 
 use crate::config::{Environment, Settings};
-use crate::domain::DigestFrequency;
+use crate::domain::{DigestFrequency, Story};
 use crate::jobs::alerts::{AlertReport, check_alerts};
 use crate::jobs::digest::manual_run;
 use crate::jobs::ingest::Ingest;
@@ -26,10 +26,8 @@ use crate::jobs::supervise::supervise;
 use crate::jobs::test_send::{TestKind, TestSendError, TestSender};
 use crate::jobs::worker::{DeliveryWorker, WorkerSettings};
 use crate::mailer::{EmailLinks, Mailer};
-use crate::store::{DeliveryProgress, EditionCreated, EditionOutcome, Story};
-use crate::store::{SignupWriter, Store};
+use crate::store::{DeliveryProgress, EditionCreated, EditionOutcome, SignupWriter, Store};
 use crate::tokens::TokenKey;
-use crate::web::{AppState, ClientGuard, IpLimiter, PUBLIC_BODY_LIMIT, configure, security_headers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

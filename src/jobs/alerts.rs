@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Listing, PriceAlert, Watchlist};
-use crate::store::{AlertWatcher, DueAlert, Store, StoreResult, StoredQuote};
+use crate::domain::{Listing, PriceAlert, StoredQuote, Watchlist};
+use crate::store::{AlertWatcher, DueAlert, Store, StoreResult};
 
 /// Readers are read this many at a time, so memory stays flat as the list grows.
 const WATCHERS_PER_PAGE: u32 = 1000;

@@ -6,13 +6,11 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::digest::{ReaderDigest, compose};
-use crate::domain::{Message, Watchlist};
+use crate::domain::{EditionContent, Message, ReaderDigest, Watchlist, compose};
 use crate::mailer::{
     DigestEdition, Email, EmailContent, EmailLinks, alert_content, confirmation_content, digest_content, digest_email,
     preferences_link_content, welcome_content,
 };
-use crate::store::EditionContent;
 use crate::tokens::TokenKey;
 
 /// What a message says about its reader, and the links made for them.

@@ -16,11 +16,12 @@ use uuid::Uuid;
 use super::alerts::move_tier;
 use super::digest::{DigestRules, manual_run};
 use super::render::{EditionParts, Reader, RenderError, Renderer};
+use crate::domain::EditionContent;
 use crate::domain::{
     ConfirmationRequest, DigestDue, Message, PriceAlert, Subscriber, SubscriberEmail, Watchlist, Welcome,
 };
 use crate::mailer::{AlwaysOpen, EmailContent, EmailLinks, Mailer};
-use crate::store::{EditionContent, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::tokens::TokenKey;
 
 /// Stories and quotes this recent make the test digest and alert.

@@ -14,8 +14,7 @@ use askama::Template;
 use super::Email;
 use super::messages::{EmailContent, EmailLinks, bulk_email_in_pieces, render_with_capacity, two_part_templates};
 use super::wire::{self, EncodedLines, Piece};
-use crate::jobs::digest::{PriceMove, ReaderDigest};
-use crate::store::{EditionContent, Story};
+use crate::domain::{EditionContent, PriceMove, ReaderDigest, Story};
 
 const MAX_SUBJECT_TITLE_CHARS: usize = 80;
 
@@ -331,9 +330,7 @@ fn move_row(links: &EmailLinks, price_move: &PriceMove) -> MoveRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::DigestDue;
-    use crate::jobs::digest::compose;
-    use crate::store::StoredQuote;
+    use crate::domain::{DigestDue, StoredQuote, compose};
 
     fn links() -> EmailLinks {
         EmailLinks {

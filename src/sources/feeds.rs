@@ -274,7 +274,7 @@ fn story_link(links: &[feed_rs::model::Link]) -> String {
 mod tests {
     use super::*;
 
-    async fn fixture_stories(name: &str) -> Vec<crate::store::NewStory> {
+    async fn fixture_stories(name: &str) -> Vec<crate::domain::NewStory> {
         let body = crate::sources::quotes::fixture(name);
         let (raw, _) = parse_feed(body, "https://stocknews.example/feed/".into(), 200).await.unwrap();
         raw.into_iter().map(|r| clean_story(r, Utc::now()).unwrap()).collect()

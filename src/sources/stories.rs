@@ -8,8 +8,7 @@ use url::Url;
 
 use super::text::{html_to_text, truncate_chars};
 use super::tickers::extract_tickers;
-use crate::domain::Listing;
-use crate::store::NewStory;
+use crate::domain::{Listing, NewStory};
 
 const MAX_TITLE_CHARS: usize = 300;
 const MAX_SUMMARY_CHARS: usize = 500;

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::deliveries::queue_message;
-use super::{Store, StoreResult, StoredQuote, in_transaction, now, on_reader};
-use crate::domain::{Message, PriceAlert};
+use super::{Store, StoreResult, in_transaction, now, on_reader};
+use crate::domain::{Message, PriceAlert, StoredQuote};
 
 /// A confirmed reader with alerts on and a watchlist.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -5,7 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{DeliveryProgress, Store, StoreResult, StoredQuote, on_reader, on_writer};
+use super::{DeliveryProgress, Store, StoreResult, on_reader, on_writer};
+use crate::domain::StoredQuote;
 
 /// Sign-ups and unsubscribes of one day (UTC).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -4,21 +4,12 @@
 //! a single set-based statement, all in one transaction.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::stories::{StoryRow, story_columns};
-use super::{Store, StoreError, StoreResult, StoredQuote, Story, in_transaction, on_reader};
-use crate::domain::DigestFrequency;
-
-/// What every reader of one edition is shown from (each sees the part that
-/// is new to them), so a retry renders the same message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EditionContent {
-    pub created_at: DateTime<Utc>,
-    pub stories: Vec<Story>,
-    pub quotes: Vec<StoredQuote>,
-}
+use super::{Store, StoreError, StoreResult, in_transaction, on_reader};
+use crate::domain::{DigestFrequency, EditionContent, StoredQuote, Story};
 
 /// One digest run: which readers, which slot, and how far back stories go.
 #[derive(Debug, Clone)]

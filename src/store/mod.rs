@@ -28,13 +28,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub use alerts::{AlertTiers, AlertWatcher, DueAlert};
 pub use dashboard::{DayCounts, DeliveryFailure, EditionSummary};
 pub use deliveries::{ClaimedDelivery, ClaimedReader, DeliveryCount, FinalStatus};
-pub use editions::{
-    DeliveryProgress, DigestRun, EditionAction, EditionContent, EditionControl, EditionCreated, EditionOutcome,
-};
+pub use editions::{DeliveryProgress, DigestRun, EditionAction, EditionControl, EditionCreated, EditionOutcome};
 pub use idempotency::{IdempotencyKey, IdempotencyScope};
-pub use quotes::StoredQuote;
 pub use signup_writer::SignupWriter;
-pub use stories::{FeedState, NewStory, Story, StoryUpsert};
+pub use stories::{FeedState, StoryUpsert};
 pub use subscriber_admin::{DeliveryRecord, ErasedReader, ImportedReader, SubscriberRecord, SubscriberSummary};
 pub use subscribers::{ConfirmOutcome, ConsentRecord, PreferencesUpdate, SignupOutcome, SignupRecord};
 

@@ -8,8 +8,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::Utc;
-use tickermail::domain::{SubscriberEmail, SubscriberStatus};
-use tickermail::store::{NewStory, Store};
+use tickermail::domain::{NewStory, SubscriberEmail, SubscriberStatus};
+use tickermail::store::Store;
 use tokio::process::Command;
 
 use crate::cli::tickermail;

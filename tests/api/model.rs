@@ -25,13 +25,15 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use secrecy::SecretString;
 use sqlx::Connection;
 use tickermail::config::{ListProtection, MailTransportSettings, SmtpSecurity, SmtpSettings};
-use tickermail::domain::{AlertThreshold, DigestFrequency, SubscriberEmail, SubscriberName, Watchlist};
+use tickermail::domain::{
+    AlertThreshold, DigestFrequency, NewStory, StoredQuote, SubscriberEmail, SubscriberName, Watchlist,
+};
 use tickermail::jobs::digest::{DigestRules, manual_run};
 use tickermail::jobs::worker::{DeliveryWorker, WorkerSettings};
 use tickermail::mailer::{EmailLinks, Mailer};
 use tickermail::store::{
-    ConfirmOutcome, EditionAction, EditionControl, EditionOutcome, NewStory, PreferencesUpdate, SignupOutcome,
-    SignupRecord, Store, StoredQuote,
+    ConfirmOutcome, EditionAction, EditionControl, EditionOutcome, PreferencesUpdate, SignupOutcome, SignupRecord,
+    Store,
 };
 use tickermail::tokens::TokenKey;
 use tokio::sync::Notify;

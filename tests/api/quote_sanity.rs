@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use tickermail::store::{NewStory, Store};
+use tickermail::domain::NewStory;
+use tickermail::store::Store;
 
 use crate::digest::now_rfc3339;
 use crate::helpers::{fresh_database_url, spawn_app, spawn_app_with};

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
-use tickermail::store::{NewStory, Store};
+use tickermail::domain::NewStory;
+use tickermail::store::Store;
 
 use crate::cli::tickermail;
 use crate::helpers::{TEST_ADMIN_TOKEN, fresh_database_url, spawn_app_with};

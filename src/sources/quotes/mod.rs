@@ -23,8 +23,8 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::http::{self, BodyError};
-use crate::domain::{Listing, in_major_unit, major_unit, plausible_price, plausible_range, round_to};
-use crate::store::{Store, StoredQuote};
+use crate::domain::{Listing, StoredQuote, in_major_unit, major_unit, plausible_price, plausible_range, round_to};
+use crate::store::Store;
 
 /// A provider's answer is a small JSON or CSV document; anything bigger is not one.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;

@@ -12,7 +12,8 @@ use serde::Serialize;
 use super::pages::{html, unavailable};
 use super::session::AdminSession;
 use crate::config::Settings;
-use crate::store::{DayCounts, DeliveryFailure, EditionSummary, Store, StoreError, StoredQuote, Story};
+use crate::domain::{StoredQuote, Story};
+use crate::store::{DayCounts, DeliveryFailure, EditionSummary, Store, StoreError};
 use crate::web::AppState;
 
 const DAYS: i64 = 30;

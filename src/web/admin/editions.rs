@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::pages::{html, not_found, notice_page, see_other, unavailable};
 use super::session::{AdminForm, AdminSession, NoFields};
+use crate::domain::Story;
 use crate::jobs::digest::{manual_run, on_demand_frequency};
-use crate::store::{EditionAction, EditionControl, EditionOutcome, EditionSummary, Story};
+use crate::store::{EditionAction, EditionControl, EditionOutcome, EditionSummary};
 use crate::web::AppState;
 
 const LISTED: u32 = 30;

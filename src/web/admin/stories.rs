@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::pages::{html, not_found, see_other, unavailable};
 use super::session::{AdminForm, AdminSession, NoFields};
+use crate::domain::{StoredQuote, Story};
 use crate::sources::{RawStory, clean_story};
-use crate::store::{StoredQuote, Story};
 use crate::web::AppState;
 
 const LISTED_STORIES: u32 = 100;

@@ -6,13 +6,14 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::{SubscriberEmail, Ticker, in_major_unit, major_unit, plausible_price, plausible_range};
+use crate::domain::{
+    StoredQuote, SubscriberEmail, Ticker, in_major_unit, major_unit, plausible_price, plausible_range,
+};
 use crate::jobs::digest::{manual_run, on_demand_frequency};
 use crate::jobs::test_send::{TestKind, TestSendError};
 use crate::sources::{RawStory, clean_story};
 use crate::store::{
-    EditionAction, EditionControl, EditionOutcome, IdempotencyKey, IdempotencyScope, StoreError, StoredQuote,
-    StoryUpsert,
+    EditionAction, EditionControl, EditionOutcome, IdempotencyKey, IdempotencyScope, StoreError, StoryUpsert,
 };
 use crate::web::admin::Preview;
 use crate::web::admin_auth::AdminApi;

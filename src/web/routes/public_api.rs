@@ -6,8 +6,7 @@ use actix_web::{HttpResponse, HttpResponseBuilder, get, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::domain::{Ticker, decimals, round_to};
-use crate::store::StoredQuote;
+use crate::domain::{StoredQuote, Ticker, decimals, round_to};
 use crate::web::AppState;
 
 const MAX_SYMBOLS: usize = 50;
