@@ -12,8 +12,6 @@ use rustls::pki_types::pem::PemObject;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::sources::quotes::{ProviderKind, ProviderSettings};
-
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {message}")]
 pub struct ConfigError {
@@ -116,6 +114,80 @@ pub enum MailTransportSettings {
     Outbox(PathBuf),
 }
 
+/// A quote provider, as `QUOTE_PROVIDERS` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuoteProvider {
+    Yahoo,
+    Finnhub,
+    AlphaVantage,
+    Stooq,
+}
+
+impl QuoteProvider {
+    pub const ALL: [QuoteProvider; 4] =
+        [QuoteProvider::Yahoo, QuoteProvider::Finnhub, QuoteProvider::AlphaVantage, QuoteProvider::Stooq];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            QuoteProvider::Yahoo => "yahoo",
+            QuoteProvider::Finnhub => "finnhub",
+            QuoteProvider::AlphaVantage => "alphavantage",
+            QuoteProvider::Stooq => "stooq",
+        }
+    }
+
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            QuoteProvider::Yahoo => "https://query1.finance.yahoo.com",
+            QuoteProvider::Finnhub => "https://finnhub.io/api/v1",
+            QuoteProvider::AlphaVantage => "https://www.alphavantage.co",
+            QuoteProvider::Stooq => "https://stooq.com",
+        }
+    }
+
+    /// The variable that holds its key, and whether the key is required.
+    pub fn api_key_variable(self) -> Option<(&'static str, bool)> {
+        match self {
+            QuoteProvider::Yahoo => None,
+            QuoteProvider::Finnhub => Some(("FINNHUB_API_KEY", true)),
+            QuoteProvider::AlphaVantage => Some(("ALPHAVANTAGE_API_KEY", true)),
+            QuoteProvider::Stooq => Some(("STOOQ_API_KEY", false)),
+        }
+    }
+
+    /// The variable that overrides its base URL (tests point it at a local server).
+    pub fn base_url_variable(self) -> &'static str {
+        match self {
+            QuoteProvider::Yahoo => "YAHOO_BASE_URL",
+            QuoteProvider::Finnhub => "FINNHUB_BASE_URL",
+            QuoteProvider::AlphaVantage => "ALPHAVANTAGE_BASE_URL",
+            QuoteProvider::Stooq => "STOOQ_BASE_URL",
+        }
+    }
+}
+
+impl FromStr for QuoteProvider {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|kind| kind.name().eq_ignore_ascii_case(name.trim())).ok_or_else(|| {
+            format!(
+                "'{}' is not a quote provider; use {}",
+                name.chars().filter(|c| !c.is_control()).take(40).collect::<String>().trim(),
+                Self::ALL.map(QuoteProvider::name).join(", ")
+            )
+        })
+    }
+}
+
+/// One provider of `QUOTE_PROVIDERS`, with its key and base URL.
+#[derive(Debug, Clone)]
+pub struct QuoteProviderSettings {
+    pub kind: QuoteProvider,
+    pub base_url: Url,
+    pub api_key: Option<SecretString>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub environment: Environment,
@@ -175,7 +247,7 @@ pub struct Settings {
     /// Timeout of each request to a feed or a quote provider.
     pub fetch_timeout: Duration,
     /// Quote providers in the order they are tried.
-    pub quote_providers: Vec<ProviderSettings>,
+    pub quote_providers: Vec<QuoteProviderSettings>,
     pub quote_poll_interval: Duration,
     /// A quote that moved more than this (up, or down to less than 1/(1 + this/100)) is stored as suspect.
     pub quote_max_move_percent: f64,
@@ -186,14 +258,25 @@ pub struct Settings {
     pub weekly_digest_schedule: Option<croner::Cron>,
     /// A slot that fires later than this after its time is skipped, not sent late.
     pub digest_max_lateness: Duration,
-    pub digest_rules: crate::jobs::digest::DigestRules,
+    /// Send readers with no new story their watchlist's moves anyway.
+    pub digest_send_empty: bool,
+    /// Stories stored this recently wait for the next edition.
+    pub digest_story_settle: Duration,
     /// When price moves are checked against readers' thresholds (cron, in
     /// `time_zone`; `None` when set to `off`).
     pub alert_schedule: Option<croner::Cron>,
     /// Quotes older than this never alert (a closed market's last price).
     pub alert_max_quote_age: Duration,
     /// Signs every message when `DKIM_SELECTOR`, `DKIM_DOMAIN` and `DKIM_PRIVATE_KEY_FILE` are set.
-    pub dkim: Option<std::sync::Arc<crate::mailer::DkimSigner>>,
+    pub dkim: Option<DkimSettings>,
+}
+
+/// DKIM signing: whose key, and the file it is in (read at start-up).
+#[derive(Debug, Clone)]
+pub struct DkimSettings {
+    pub selector: String,
+    pub domain: String,
+    pub key_file: PathBuf,
 }
 
 const SECRET_KEY_MIN_LEN: usize = 32;
@@ -333,7 +416,7 @@ impl Settings {
         if !(quote_max_move_percent.is_finite() && quote_max_move_percent > 0.0) {
             return Err(vars.error("QUOTE_MAX_MOVE_PERCENT", "must be a percentage above 0, like 300".into()));
         }
-        let dkim = dkim_signer(&vars)?;
+        let dkim = dkim_settings(&vars)?;
         let time_zone = match vars.text("TIMEZONE") {
             None => chrono_tz::America::New_York,
             Some(name) => name
@@ -387,10 +470,8 @@ impl Settings {
             digest_schedule: vars.schedule("DIGEST_SCHEDULE", "30 17 * * 1-5")?,
             weekly_digest_schedule: vars.schedule("WEEKLY_DIGEST_SCHEDULE", "0 9 * * 6")?,
             digest_max_lateness: Duration::from_secs(60 * vars.parsed::<u64>("DIGEST_MAX_LATENESS_MINUTES", 120)?),
-            digest_rules: crate::jobs::digest::DigestRules {
-                send_empty: vars.flag("DIGEST_SEND_EMPTY", false)?,
-                story_settle: Duration::from_secs(vars.parsed("DIGEST_STORY_SETTLE_SECONDS", 30)?),
-            },
+            digest_send_empty: vars.flag("DIGEST_SEND_EMPTY", false)?,
+            digest_story_settle: Duration::from_secs(vars.parsed("DIGEST_STORY_SETTLE_SECONDS", 30)?),
             alert_schedule: vars.schedule("ALERT_SCHEDULE", "*/5 * * * *")?,
             alert_max_quote_age: Duration::from_secs(60 * vars.parsed::<u64>("ALERT_MAX_QUOTE_AGE_MINUTES", 30)?),
             dkim,
@@ -518,14 +599,16 @@ fn parse_http_url(raw: &str) -> Result<Url, String> {
 
 /// `QUOTE_PROVIDERS` (default `yahoo`; `none` for none) with each one's key
 /// and base URL.
-fn quote_providers<F: Fn(&str) -> Option<String>>(vars: &Vars<'_, F>) -> Result<Vec<ProviderSettings>, ConfigError> {
+fn quote_providers<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<'_, F>,
+) -> Result<Vec<QuoteProviderSettings>, ConfigError> {
     let list = vars.text("QUOTE_PROVIDERS").unwrap_or_else(|| "yahoo".into());
     if list.eq_ignore_ascii_case("none") {
         return Ok(Vec::new());
     }
-    let mut providers: Vec<ProviderSettings> = Vec::new();
+    let mut providers: Vec<QuoteProviderSettings> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let kind: ProviderKind = name.parse().map_err(|m| vars.error("QUOTE_PROVIDERS", m))?;
+        let kind: QuoteProvider = name.parse().map_err(|m| vars.error("QUOTE_PROVIDERS", m))?;
         if providers.iter().any(|p| p.kind == kind) {
             continue;
         }
@@ -542,18 +625,16 @@ fn quote_providers<F: Fn(&str) -> Option<String>>(vars: &Vars<'_, F>) -> Result<
         let base_variable = kind.base_url_variable();
         let base_url = vars.text(base_variable).unwrap_or_else(|| kind.default_base_url().into());
         let base_url = parse_http_url(&base_url).map_err(|m| vars.error(base_variable, m))?;
-        providers.push(ProviderSettings { kind, base_url, api_key });
+        providers.push(QuoteProviderSettings { kind, base_url, api_key });
     }
     Ok(providers)
 }
 
 /// DKIM signing: all three variables, or none.
-fn dkim_signer<F: Fn(&str) -> Option<String>>(
-    vars: &Vars<'_, F>,
-) -> Result<Option<std::sync::Arc<crate::mailer::DkimSigner>>, ConfigError> {
+fn dkim_settings<F: Fn(&str) -> Option<String>>(vars: &Vars<'_, F>) -> Result<Option<DkimSettings>, ConfigError> {
     let names = ["DKIM_SELECTOR", "DKIM_DOMAIN", "DKIM_PRIVATE_KEY_FILE"];
     let values = names.map(|name| vars.text(name));
-    let (Some(selector), Some(domain), Some(key_file)) = (&values[0], &values[1], &values[2]) else {
+    let [Some(selector), Some(domain), Some(key_file)] = values.clone() else {
         return match names.iter().zip(&values).find(|(_, value)| value.is_none()) {
             Some((missing, _)) if values.iter().any(Option::is_some) => Err(vars.error(
                 missing,
@@ -562,11 +643,7 @@ fn dkim_signer<F: Fn(&str) -> Option<String>>(
             _ => Ok(None),
         };
     };
-    let key = std::fs::read_to_string(key_file)
-        .map_err(|e| vars.error("DKIM_PRIVATE_KEY_FILE", format!("cannot read {key_file}: {e}")))?;
-    let signer = crate::mailer::DkimSigner::new(selector, domain, &key)
-        .map_err(|m| vars.error("DKIM_PRIVATE_KEY_FILE", format!("{key_file}: {m}")))?;
-    Ok(Some(std::sync::Arc::new(signer)))
+    Ok(Some(DkimSettings { selector, domain, key_file: key_file.into() }))
 }
 
 /// `SMTP_CA_FILE`: PEM certificates to trust besides the web and system
@@ -723,23 +800,15 @@ mod tests {
         assert_eq!(error.variable, "FINNHUB_API_KEY");
         let s = settings(&[("QUOTE_PROVIDERS", "Finnhub, yahoo"), ("FINNHUB_API_KEY", "k")]).unwrap();
         let kinds: Vec<_> = s.quote_providers.iter().map(|p| p.kind).collect();
-        assert_eq!(kinds, [ProviderKind::Finnhub, ProviderKind::Yahoo]);
+        assert_eq!(kinds, [QuoteProvider::Finnhub, QuoteProvider::Yahoo]);
         assert!(settings(&[("QUOTE_PROVIDERS", "none")]).unwrap().quote_providers.is_empty());
     }
 
     #[test]
-    fn dkim_needs_all_three_settings_and_a_readable_key() {
+    fn dkim_needs_all_three_settings() {
         assert_eq!(settings(&[("DKIM_SELECTOR", "mail")]).unwrap_err().variable, "DKIM_DOMAIN");
-        let missing_file =
-            [("DKIM_SELECTOR", "mail"), ("DKIM_DOMAIN", "news.example"), ("DKIM_PRIVATE_KEY_FILE", "/no/such/key")];
-        assert_eq!(settings(&missing_file).unwrap_err().variable, "DKIM_PRIVATE_KEY_FILE");
-        let garbage = std::env::temp_dir().join(format!("tickermail-bad-{}.key", uuid::Uuid::new_v4().simple()));
-        std::fs::write(&garbage, "not a key").unwrap();
-        let path = garbage.to_string_lossy().to_string();
-        let bad_key = [("DKIM_SELECTOR", "mail"), ("DKIM_DOMAIN", "news.example"), ("DKIM_PRIVATE_KEY_FILE", &path)];
-        let error = settings(&bad_key).unwrap_err();
-        assert_eq!(error.variable, "DKIM_PRIVATE_KEY_FILE");
-        assert!(error.message.contains("Ed25519"), "{error}");
+        let all = [("DKIM_SELECTOR", "mail"), ("DKIM_DOMAIN", "news.example"), ("DKIM_PRIVATE_KEY_FILE", "/k")];
+        assert_eq!(settings(&all).unwrap().dkim.unwrap().key_file, PathBuf::from("/k"));
         assert!(settings(&[]).unwrap().dkim.is_none());
     }
 

@@ -16,16 +16,16 @@ use tracing_actix_web::TracingLogger;
 
 use crate::web::{AppState, ClientGuard, IpLimiter, PUBLIC_BODY_LIMIT, RequestSpan, configure, security_headers};
 
-use crate::config::{Environment, Settings};
+use crate::config::{ConfigError, DkimSettings, Environment, Settings};
 use crate::domain::{DigestFrequency, Story};
 use crate::jobs::alerts::{AlertReport, check_alerts};
-use crate::jobs::digest::manual_run;
+use crate::jobs::digest::{DigestRules, manual_run};
 use crate::jobs::ingest::Ingest;
 use crate::jobs::scheduler::{self, AlertSchedule, DigestSchedules, PollIntervals};
 use crate::jobs::supervise::supervise;
 use crate::jobs::test_send::{TestKind, TestSendError, TestSender};
 use crate::jobs::worker::{DeliveryWorker, WorkerSettings};
-use crate::mailer::{EmailLinks, Mailer};
+use crate::mailer::{DkimSigner, EmailLinks, Mailer};
 use crate::store::{DeliveryProgress, EditionCreated, EditionOutcome, SignupWriter, Store};
 use crate::tokens::TokenKey;
 
@@ -37,6 +37,8 @@ pub enum StartupError {
     Bind { addr: String, source: std::io::Error },
     #[error("{0}")]
     Mailer(String),
+    #[error("{0}")]
+    Config(#[from] ConfigError),
     #[error("scheduler: {0}")]
     Scheduler(#[from] tokio_cron_scheduler::JobSchedulerError),
 }
@@ -69,14 +71,25 @@ pub async fn token_key(settings: &Settings, store: &Store) -> Result<TokenKey, S
     Ok(TokenKey::new(SecretString::from(key)))
 }
 
-pub fn email_links(settings: &Settings) -> EmailLinks {
-    EmailLinks {
+/// What every email is made with: the site's links, its sender, and the
+/// DKIM signer, whose key is read here so a bad key stops the start.
+pub fn email_links(settings: &Settings) -> Result<EmailLinks, StartupError> {
+    Ok(EmailLinks {
         site_name: settings.site_name.clone(),
         base_url: settings.base_url.clone(),
         from: settings.mail_from.clone(),
         time_zone: settings.time_zone,
-        dkim: settings.dkim.clone(),
-    }
+        dkim: dkim_signer(settings.dkim.as_ref())?,
+    })
+}
+
+fn dkim_signer(dkim: Option<&DkimSettings>) -> Result<Option<Arc<DkimSigner>>, StartupError> {
+    let Some(dkim) = dkim else { return Ok(None) };
+    let file = dkim.key_file.display();
+    let error = |message| StartupError::Config(ConfigError { variable: "DKIM_PRIVATE_KEY_FILE", message });
+    let key = std::fs::read_to_string(&dkim.key_file).map_err(|e| error(format!("cannot read {file}: {e}")))?;
+    let signer = DkimSigner::new(&dkim.selector, &dkim.domain, &key).map_err(|m| error(format!("{file}: {m}")))?;
+    Ok(Some(Arc::new(signer)))
 }
 
 pub struct Application {
@@ -105,21 +118,22 @@ impl Application {
         let store = connect_and_migrate(&settings).await?;
         let tokens = token_key(&settings, &store).await?;
         let mailer = Mailer::new(&settings.mail_transport, settings.send_concurrency).map_err(StartupError::Mailer)?;
+        let links = email_links(&settings)?;
         let wakeup = Arc::new(Notify::new());
         let stop_background = CancellationToken::new();
 
         let test_sender = Arc::new(TestSender::new(
             store.clone(),
             mailer.clone(),
-            email_links(&settings),
+            links.clone(),
             tokens.clone(),
-            settings.digest_rules,
+            DigestRules::from_settings(&settings),
             settings.confirmation_ttl,
         ));
         let worker = DeliveryWorker::new(
             store.clone(),
             mailer.clone(),
-            email_links(&settings),
+            links,
             tokens.clone(),
             WorkerSettings::from_settings(&settings),
             wakeup.clone(),
@@ -265,7 +279,7 @@ pub async fn run_digest_now(
 ) -> Result<DigestOutcome, StartupError> {
     let store = connect_and_migrate(settings).await?;
     let now = crate::store::now();
-    let run = manual_run(frequency, now, settings.digest_rules);
+    let run = manual_run(frequency, now, DigestRules::from_settings(settings));
     if dry_run {
         let (recipients, stories) = store.preview_digest(&run).await?;
         return Ok(DigestOutcome::WouldSend { recipients, stories });
@@ -313,7 +327,7 @@ async fn delivery_worker(settings: &Settings, store: &Store) -> Result<DeliveryW
     Ok(DeliveryWorker::new(
         store.clone(),
         mailer,
-        email_links(settings),
+        email_links(settings)?,
         tokens,
         WorkerSettings::from_settings(settings),
         Arc::new(Notify::new()),
@@ -352,7 +366,29 @@ pub async fn send_test_now(
     let store = connect_and_migrate(settings).await.map_err(|e| e.to_string())?;
     let tokens = token_key(settings, &store).await.map_err(|e| e.to_string())?;
     let mailer = Mailer::new(&settings.mail_transport, 1)?;
+    let links = email_links(settings).map_err(|e| e.to_string())?;
     let sender =
-        TestSender::new(store, mailer, email_links(settings), tokens, settings.digest_rules, settings.confirmation_ttl);
+        TestSender::new(store, mailer, links, tokens, DigestRules::from_settings(settings), settings.confirmation_ttl);
     sender.send(to, kind).await.map_err(|e: TestSendError| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dkim_key_that_cannot_be_read_or_is_no_key_stops_the_start() {
+        let dkim = |key_file: &std::path::Path| DkimSettings {
+            selector: "mail".into(),
+            domain: "news.example".into(),
+            key_file: key_file.to_path_buf(),
+        };
+        let error = dkim_signer(Some(&dkim("/no/such/key".as_ref()))).unwrap_err();
+        assert!(error.to_string().starts_with("DKIM_PRIVATE_KEY_FILE: cannot read /no/such/key"), "{error}");
+        let garbage = std::env::temp_dir().join(format!("tickermail-bad-{}.key", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&garbage, "not a key").unwrap();
+        let error = dkim_signer(Some(&dkim(&garbage))).unwrap_err();
+        assert!(error.to_string().contains("Ed25519"), "{error}");
+        assert!(dkim_signer(None).unwrap().is_none());
+    }
 }

@@ -3,6 +3,7 @@
 //! delivery says which of those stories are new to them and what their
 //! watchlist was, so every retry renders the same message.
 
+use crate::config::Settings;
 use crate::domain::DigestFrequency;
 use crate::store::DigestRun;
 use chrono::{DateTime, TimeZone, Utc};
@@ -18,6 +19,12 @@ pub struct DigestRules {
     /// Stories stored this recently wait for the next edition, so one whose
     /// save is under way while the edition is made is not skipped.
     pub story_settle: std::time::Duration,
+}
+
+impl DigestRules {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self { send_empty: settings.digest_send_empty, story_settle: settings.digest_story_settle }
+    }
 }
 
 /// A digest run for `frequency` at `now`. Stories older than the frequency's

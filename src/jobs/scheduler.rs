@@ -59,7 +59,7 @@ impl DigestSchedules {
             weekly: settings.weekly_digest_schedule.clone(),
             time_zone: settings.time_zone,
             max_lateness: settings.digest_max_lateness,
-            rules: settings.digest_rules,
+            rules: DigestRules::from_settings(settings),
         }
     }
 }

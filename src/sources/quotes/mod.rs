@@ -12,17 +12,16 @@ mod stooq;
 mod yahoo;
 
 use std::num::NonZeroU32;
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use secrecy::{ExposeSecret, SecretString};
-use url::Url;
+use secrecy::ExposeSecret;
 
 use super::http::{self, BodyError};
+use crate::config::{QuoteProvider, QuoteProviderSettings};
 use crate::domain::{Listing, StoredQuote, in_major_unit, major_unit, plausible_price, plausible_range, round_to};
 use crate::store::Store;
 
@@ -145,87 +144,19 @@ fn excerpt(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(160).collect::<String>().trim().to_string()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    Yahoo,
-    Finnhub,
-    AlphaVantage,
-    Stooq,
-}
-
-impl ProviderKind {
-    pub const ALL: [ProviderKind; 4] =
-        [ProviderKind::Yahoo, ProviderKind::Finnhub, ProviderKind::AlphaVantage, ProviderKind::Stooq];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ProviderKind::Yahoo => "yahoo",
-            ProviderKind::Finnhub => "finnhub",
-            ProviderKind::AlphaVantage => "alphavantage",
-            ProviderKind::Stooq => "stooq",
-        }
+/// The provider's published free limit, kept to on our side.
+fn quota(provider: QuoteProvider) -> Quota {
+    let n = |n: u32| NonZeroU32::new(n).expect("quota is positive");
+    match provider {
+        QuoteProvider::Yahoo => Quota::per_second(n(2)),
+        QuoteProvider::Finnhub => Quota::per_second(n(1)),
+        QuoteProvider::AlphaVantage => Quota::per_minute(n(5)),
+        QuoteProvider::Stooq => Quota::per_second(n(1)),
     }
-
-    pub fn default_base_url(self) -> &'static str {
-        match self {
-            ProviderKind::Yahoo => "https://query1.finance.yahoo.com",
-            ProviderKind::Finnhub => "https://finnhub.io/api/v1",
-            ProviderKind::AlphaVantage => "https://www.alphavantage.co",
-            ProviderKind::Stooq => "https://stooq.com",
-        }
-    }
-
-    /// The variable that holds its key, and whether the key is required.
-    pub fn api_key_variable(self) -> Option<(&'static str, bool)> {
-        match self {
-            ProviderKind::Yahoo => None,
-            ProviderKind::Finnhub => Some(("FINNHUB_API_KEY", true)),
-            ProviderKind::AlphaVantage => Some(("ALPHAVANTAGE_API_KEY", true)),
-            ProviderKind::Stooq => Some(("STOOQ_API_KEY", false)),
-        }
-    }
-
-    /// The variable that overrides its base URL (tests point it at a local server).
-    pub fn base_url_variable(self) -> &'static str {
-        match self {
-            ProviderKind::Yahoo => "YAHOO_BASE_URL",
-            ProviderKind::Finnhub => "FINNHUB_BASE_URL",
-            ProviderKind::AlphaVantage => "ALPHAVANTAGE_BASE_URL",
-            ProviderKind::Stooq => "STOOQ_BASE_URL",
-        }
-    }
-
-    /// The provider's published free limit, kept to on our side.
-    fn quota(self) -> Quota {
-        let n = |n: u32| NonZeroU32::new(n).expect("quota is positive");
-        match self {
-            ProviderKind::Yahoo => Quota::per_second(n(2)),
-            ProviderKind::Finnhub => Quota::per_second(n(1)),
-            ProviderKind::AlphaVantage => Quota::per_minute(n(5)),
-            ProviderKind::Stooq => Quota::per_second(n(1)),
-        }
-    }
-}
-
-impl FromStr for ProviderKind {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|kind| kind.name().eq_ignore_ascii_case(name.trim())).ok_or_else(|| {
-            format!("'{}' is not a quote provider; use {}", excerpt(name), Self::ALL.map(ProviderKind::name).join(", "))
-        })
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ProviderSettings {
-    pub kind: ProviderKind,
-    pub base_url: Url,
-    pub api_key: Option<SecretString>,
 }
 
 struct Provider {
-    settings: ProviderSettings,
+    settings: QuoteProviderSettings,
     limiter: DefaultDirectRateLimiter,
     resting_until: Mutex<Option<Instant>>,
 }
@@ -265,18 +196,18 @@ impl Provider {
         let base = &self.settings.base_url;
         let key = self.settings.api_key.as_ref().map(|k| k.expose_secret());
         match self.settings.kind {
-            ProviderKind::Yahoo => yahoo::fetch(client, base, listing).await,
-            ProviderKind::Finnhub => finnhub::fetch(client, base, key.unwrap_or_default(), listing).await,
-            ProviderKind::AlphaVantage => alpha_vantage::fetch(client, base, key.unwrap_or_default(), listing).await,
-            ProviderKind::Stooq => stooq::fetch(client, base, key, listing).await,
+            QuoteProvider::Yahoo => yahoo::fetch(client, base, listing).await,
+            QuoteProvider::Finnhub => finnhub::fetch(client, base, key.unwrap_or_default(), listing).await,
+            QuoteProvider::AlphaVantage => alpha_vantage::fetch(client, base, key.unwrap_or_default(), listing).await,
+            QuoteProvider::Stooq => stooq::fetch(client, base, key, listing).await,
         }
     }
 
     fn covers(&self, listing: &Listing) -> bool {
         match self.settings.kind {
-            ProviderKind::Yahoo | ProviderKind::Finnhub => true,
-            ProviderKind::AlphaVantage => listing.alpha_vantage_symbol().is_some(),
-            ProviderKind::Stooq => listing.stooq_symbol().is_some(),
+            QuoteProvider::Yahoo | QuoteProvider::Finnhub => true,
+            QuoteProvider::AlphaVantage => listing.alpha_vantage_symbol().is_some(),
+            QuoteProvider::Stooq => listing.stooq_symbol().is_some(),
         }
     }
 }
@@ -319,12 +250,12 @@ pub struct QuoteReport {
 }
 
 impl QuoteFetcher {
-    pub fn new(providers: &[ProviderSettings], timeout: Duration, max_move_percent: f64) -> Self {
+    pub fn new(providers: &[QuoteProviderSettings], timeout: Duration, max_move_percent: f64) -> Self {
         let providers = providers
             .iter()
             .map(|settings| Provider {
                 settings: settings.clone(),
-                limiter: RateLimiter::direct(settings.kind.quota()),
+                limiter: RateLimiter::direct(quota(settings.kind)),
                 resting_until: Mutex::new(None),
             })
             .collect();
@@ -460,8 +391,8 @@ mod tests {
 
     #[test]
     fn provider_names_parse_case_insensitively_and_unknown_ones_are_listed() {
-        assert_eq!("Finnhub".parse::<ProviderKind>(), Ok(ProviderKind::Finnhub));
-        let error = "bloomberg".parse::<ProviderKind>().unwrap_err();
+        assert_eq!("Finnhub".parse::<QuoteProvider>(), Ok(QuoteProvider::Finnhub));
+        let error = "bloomberg".parse::<QuoteProvider>().unwrap_err();
         assert!(error.contains("yahoo, finnhub, alphavantage, stooq"), "{error}");
     }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::pages::{html, not_found, notice_page, see_other, unavailable};
 use super::session::{AdminForm, AdminSession, NoFields};
 use crate::domain::Story;
-use crate::jobs::digest::{manual_run, on_demand_frequency};
+use crate::jobs::digest::{DigestRules, manual_run, on_demand_frequency};
 use crate::store::{EditionAction, EditionControl, EditionOutcome, EditionSummary};
 use crate::web::AppState;
 
@@ -64,7 +64,7 @@ struct ConfirmPage<'a> {
 #[post("/admin/editions/confirm")]
 pub(super) async fn confirm_edition(form: AdminForm<RunInput>, state: web::Data<AppState>) -> HttpResponse {
     let Some(frequency) = on_demand_frequency(&form.form.frequency) else { return no_such_digest(&state) };
-    let run = manual_run(frequency, crate::store::now(), state.settings.digest_rules);
+    let run = manual_run(frequency, crate::store::now(), DigestRules::from_settings(&state.settings));
     match state.store.preview_digest(&run).await {
         Ok((recipients, stories)) => html(
             StatusCode::OK,
@@ -84,7 +84,7 @@ pub(super) async fn confirm_edition(form: AdminForm<RunInput>, state: web::Data<
 #[post("/admin/editions")]
 pub(super) async fn create_edition(form: AdminForm<RunInput>, state: web::Data<AppState>) -> HttpResponse {
     let Some(frequency) = on_demand_frequency(&form.form.frequency) else { return no_such_digest(&state) };
-    let run = manual_run(frequency, crate::store::now(), state.settings.digest_rules);
+    let run = manual_run(frequency, crate::store::now(), DigestRules::from_settings(&state.settings));
     match state.store.create_digest_edition(&run).await {
         Ok(EditionOutcome::Created(created)) => {
             state.worker_wakeup.notify_one();

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::domain::{
     StoredQuote, SubscriberEmail, Ticker, in_major_unit, major_unit, plausible_price, plausible_range,
 };
-use crate::jobs::digest::{manual_run, on_demand_frequency};
+use crate::jobs::digest::{DigestRules, manual_run, on_demand_frequency};
 use crate::jobs::test_send::{TestKind, TestSendError};
 use crate::sources::{RawStory, clean_story};
 use crate::store::{
@@ -322,7 +322,7 @@ pub(super) async fn create_edition(
     let Some(frequency) = on_demand_frequency(body.frequency.as_deref().unwrap_or("daily")) else {
         return invalid(None, "frequency", "frequency must be daily or weekly".into()).response();
     };
-    let run = manual_run(frequency, crate::store::now(), state.settings.digest_rules);
+    let run = manual_run(frequency, crate::store::now(), DigestRules::from_settings(&state.settings));
     if body.dry_run {
         return match state.store.preview_digest(&run).await {
             Ok((recipients, stories)) => HttpResponse::Ok().json(json!({
