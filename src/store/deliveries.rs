@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::subscribers::{SubscriberRow, subscriber_columns};
+use super::subscriber_row::{SubscriberRow, subscriber_columns};
 use super::{Store, StoreResult, in_transaction, now, on_reader, on_writer};
 use crate::domain::{Message, Subscriber};
 

@@ -15,6 +15,7 @@ mod seed;
 mod signup_writer;
 mod stories;
 mod subscriber_admin;
+mod subscriber_row;
 mod subscribers;
 
 use std::str::FromStr;

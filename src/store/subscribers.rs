@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::deliveries::queue_message;
+use super::subscriber_row::{SubscriberRow, subscriber_columns};
 use super::{Store, StoreError, StoreResult, in_transaction, now, on_reader, on_writer};
 use crate::domain::{
     AlertThreshold, ConfirmationRequest, DigestFrequency, Message, PreferencesLink, Subscriber, SubscriberEmail,
@@ -81,57 +82,6 @@ macro_rules! insert_consent {
         .execute($executor)
         .await?
     };
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct SubscriberRow {
-    id: Uuid,
-    email: String,
-    name: String,
-    status: String,
-    tickers: String,
-    alert_threshold_pct: f64,
-    digest_frequency: String,
-    alerts_enabled: bool,
-    token_nonce: String,
-    created_at: DateTime<Utc>,
-    confirmed_at: Option<DateTime<Utc>>,
-}
-
-/// The columns `SubscriberRow` reads, for `concat!` into queries.
-macro_rules! subscriber_columns {
-    () => {
-        "id, email, name, status, tickers, alert_threshold_pct, digest_frequency, alerts_enabled, \
-         token_nonce, created_at, confirmed_at"
-    };
-}
-pub(super) use subscriber_columns;
-
-impl TryFrom<SubscriberRow> for Subscriber {
-    type Error = StoreError;
-
-    fn try_from(row: SubscriberRow) -> Result<Self, StoreError> {
-        let corrupt = |what: String| StoreError::Corrupt(format!("subscriber {}: {what}", row.id));
-        Ok(Subscriber {
-            id: row.id,
-            status: row.status.parse().map_err(corrupt)?,
-            watchlist: Watchlist::from_stored(&row.tickers),
-            alert_threshold: AlertThreshold::new(row.alert_threshold_pct).unwrap_or_default(),
-            digest_frequency: row.digest_frequency.parse().map_err(corrupt)?,
-            alerts_enabled: row.alerts_enabled,
-            email: row.email,
-            name: row.name,
-            token_nonce: row.token_nonce,
-            created_at: row.created_at,
-            confirmed_at: row.confirmed_at,
-        })
-    }
-}
-
-impl SubscriberRow {
-    pub(super) fn id(&self) -> Uuid {
-        self.id
-    }
 }
 
 impl Store {
