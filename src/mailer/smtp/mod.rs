@@ -89,7 +89,8 @@ impl SmtpPool {
             .map(|user| (user.clone(), settings.password.clone().unwrap_or_else(|| SecretString::from(String::new()))));
         Self {
             settings: settings.clone(),
-            hello: lettre::transport::smtp::extension::ClientId::default().to_string(),
+            // RFC 5321 4.1.4: our host name, else an address literal.
+            hello: hostname::get().ok().and_then(|name| name.into_string().ok()).unwrap_or_else(|| "[127.0.0.1]".into()),
             credentials,
             tls: TlsConnector::from(Arc::new(tls_config)),
             timeouts,
