@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use crate::cli::tickermail;
 use crate::helpers::{
-    AdminPages, TEST_ADMIN_EMAIL, TEST_ADMIN_PASSWORD, TEST_ADMIN_TOKEN, TestApp, cookie_set_by, set_cookie_header,
-    spawn_app, spawn_app_with,
+    AdminPages, TEST_ADMIN_EMAIL, TEST_ADMIN_PASSWORD, TestApp, cookie_set_by, set_cookie_header, spawn_app,
+    spawn_app_with,
 };
 
 /// Every `/admin…` route the application declares, read from its source, so
@@ -318,17 +318,10 @@ async fn edition_for_readers(app: &TestApp, count: u32) -> uuid::Uuid {
     let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
     app.store.seed_confirmed_subscribers(count, "p", "example.com", "NOK", an_hour_ago).await.unwrap();
     app.with_a_story_and_quotes().await;
-    let created = app.post_admin_json("/admin/api/editions", &serde_json::json!({}), Some(TEST_ADMIN_TOKEN)).await;
+    let created = app.create_edition(&serde_json::json!({}), None).await;
     assert_eq!(created.status(), 201);
     let created: Value = created.json().await.unwrap();
     created["id"].as_str().unwrap().parse().unwrap()
-}
-
-impl TestApp {
-    pub async fn post_edition_action(&self, id: uuid::Uuid, action: &str) -> reqwest::Response {
-        let url = format!("{}/admin/api/editions/{id}/{action}", self.address);
-        self.client.post(url).bearer_auth(TEST_ADMIN_TOKEN).send().await.unwrap()
-    }
 }
 
 #[tokio::test]

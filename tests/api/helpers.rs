@@ -3,6 +3,7 @@
 //! and a real SMTP conversation with an in-process sink.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::time::Duration;
 
 use sqlx::Connection;
@@ -199,6 +200,101 @@ impl TestApp {
         let response = self.admin_get(path).await;
         assert_eq!(response.status(), 200, "GET {path}");
         response.json().await.unwrap()
+    }
+
+    /// A POST of `body` as JSON to the admin API, with `token` as the bearer token if given.
+    pub async fn post_admin_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        token: Option<&str>,
+    ) -> reqwest::Response {
+        self.admin_json_request(path, body, token).send().await.expect("request sent")
+    }
+
+    fn admin_json_request(&self, path: &str, body: &serde_json::Value, token: Option<&str>) -> reqwest::RequestBuilder {
+        let request = self.client.post(format!("{}{path}", self.address)).json(body);
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// A POST without a body to the admin API, with the token.
+    async fn admin_post(&self, path: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(TEST_ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn push_quotes(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post_admin_json("/admin/api/quotes", body, Some(TEST_ADMIN_TOKEN)).await
+    }
+
+    pub async fn push_story(&self, story: &serde_json::Value) -> reqwest::Response {
+        self.post_admin_json("/admin/api/stories", story, Some(TEST_ADMIN_TOKEN)).await
+    }
+
+    /// `action` is `hide` or `show`.
+    pub async fn post_story_action(&self, id: impl Display, action: &str) -> reqwest::Response {
+        let path = format!("/admin/api/stories/{id}/{action}");
+        self.post_admin_json(&path, &serde_json::json!({}), Some(TEST_ADMIN_TOKEN)).await
+    }
+
+    /// `POST /admin/api/editions` (a run now, or with `dry_run` its preview), with an `Idempotency-Key` if given.
+    pub async fn create_edition(&self, body: &serde_json::Value, idempotency_key: Option<&str>) -> reqwest::Response {
+        self.post_admin_json_with_key("/admin/api/editions", body, idempotency_key).await
+    }
+
+    /// `action` is `pause`, `resume` or `cancel`.
+    pub async fn post_edition_action(&self, id: Uuid, action: &str) -> reqwest::Response {
+        self.admin_post(&format!("/admin/api/editions/{id}/{action}")).await
+    }
+
+    pub async fn post_test_send(&self, body: &serde_json::Value, idempotency_key: Option<&str>) -> reqwest::Response {
+        self.post_admin_json_with_key("/admin/api/test-send", body, idempotency_key).await
+    }
+
+    async fn post_admin_json_with_key(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self.admin_json_request(path, body, Some(TEST_ADMIN_TOKEN));
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn post_subscriber_unsubscribe(&self, id: &str) -> reqwest::Response {
+        self.admin_post(&format!("/admin/api/subscribers/{id}/unsubscribe")).await
+    }
+
+    /// Erases the reader and all their personal data.
+    pub async fn delete_subscriber(&self, id: &str) -> reqwest::Response {
+        let url = format!("{}/admin/api/subscribers/{id}", self.address);
+        self.client.delete(url).bearer_auth(TEST_ADMIN_TOKEN).send().await.expect("request sent")
+    }
+
+    /// `POST /admin/api/subscribers/import{query}` with `csv` as the body.
+    pub async fn import_csv(&self, query: &str, csv: &str) -> reqwest::Response {
+        self.import_csv_with_headers(query, &[], csv).await
+    }
+
+    pub async fn import_csv_with_headers(&self, query: &str, headers: &[(&str, &str)], csv: &str) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/admin/api/subscribers/import{query}", self.address))
+            .bearer_auth(TEST_ADMIN_TOKEN);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(csv.to_string()).send().await.expect("request sent")
     }
 
     /// Signs up `email` by form and returns the confirmation email.
