@@ -160,29 +160,17 @@ async fn an_import_in_other_letter_case_does_not_re_subscribe_a_reader_who_left(
 async fn two_signups_of_one_address_leave_two_consent_records_listed_by_the_api_and_the_page() {
     let app = spawn_app().await;
     let embedded = app
-        .client
-        .post(format!("{}/subscriptions", app.address))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("Origin", "https://blog.example.org")
-        .body("email=twice%40example.com")
-        .send()
-        .await
-        .unwrap();
+        .post_subscriptions_form_with_headers("email=twice%40example.com", &[("Origin", "https://blog.example.org")])
+        .await;
     assert_eq!(embedded.status(), 200);
     let id = app.find("email=twice").await["subscribers"][0]["id"].as_str().unwrap().to_string();
-    let unsubscribe = app
-        .client
-        .post(format!("{}/admin/api/subscribers/{id}/unsubscribe", app.address))
-        .bearer_auth(TEST_ADMIN_TOKEN);
-    assert_eq!(unsubscribe.send().await.unwrap().status(), 200);
+    assert_eq!(app.post_subscriber_unsubscribe(&id).await.status(), 200);
     let again = app
-        .client
-        .post(format!("{}/subscriptions", app.address))
-        .header("User-Agent", "ConsentTest/2.0")
-        .json(&json!({"email": "twice@example.com"}))
-        .send()
-        .await
-        .unwrap();
+        .post_subscriptions_json_with_headers(
+            &json!({"email": "twice@example.com"}),
+            &[("User-Agent", "ConsentTest/2.0")],
+        )
+        .await;
     assert_eq!(again.status(), 202);
 
     let record = app.admin_get_json(&format!("/admin/api/subscribers/{id}")).await;

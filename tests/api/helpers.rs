@@ -132,13 +132,18 @@ impl TestApp {
     }
 
     pub async fn post_form(&self, path: &str, body: &str) -> reqwest::Response {
-        self.client
+        self.post_form_with_headers(path, body, &[]).await
+    }
+
+    async fn post_form_with_headers(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self
+            .client
             .post(format!("{}{path}", self.address))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("request sent")
+            .header("Content-Type", "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(body.to_string()).send().await.expect("request sent")
     }
 
     pub async fn get_signup_page(&self) -> reqwest::Response {
@@ -149,8 +154,40 @@ impl TestApp {
         self.post_form("/subscriptions", body).await
     }
 
+    /// A form sign-up whose POST carries `headers` too (a browser's, an embedding site's, a proxy's).
+    pub async fn post_subscriptions_form_with_headers(
+        &self,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.post_form_with_headers("/subscriptions", body, headers).await
+    }
+
     pub async fn post_subscriptions_json(&self, body: &serde_json::Value) -> reqwest::Response {
-        self.client.post(format!("{}/subscriptions", self.address)).json(body).send().await.expect("request sent")
+        self.post_subscriptions_json_with_headers(body, &[]).await
+    }
+
+    pub async fn post_subscriptions_json_with_headers(
+        &self,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(format!("{}/subscriptions", self.address));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.json(body).send().await.expect("request sent")
+    }
+
+    /// A sign-up whose body is sent as it is, as `content_type`: for bodies no form or JSON encoder would make.
+    pub async fn post_subscriptions_raw(&self, content_type: &str, body: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/subscriptions", self.address))
+            .header("Content-Type", content_type)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn get_confirm(&self, token: &str) -> reqwest::Response {
