@@ -418,6 +418,13 @@ impl TestApp {
         self.post_admin_login_with_headers(email, password, &[]).await
     }
 
+    /// The test admin's login asking to go on to `next`, which goes into the body as it is written.
+    pub async fn post_admin_login_with_next(&self, next: &str) -> reqwest::Response {
+        let (cookie, csrf) = self.admin_login_form().await;
+        let body = format!("email={TEST_ADMIN_EMAIL}&password={TEST_ADMIN_PASSWORD}&csrf={csrf}&next={next}");
+        self.post_admin_login_form(cookie, body, &[]).await
+    }
+
     /// A login whose POST carries `headers` too (a proxy's, say).
     pub async fn post_admin_login_with_headers(
         &self,
@@ -427,6 +434,11 @@ impl TestApp {
     ) -> reqwest::Response {
         let (cookie, csrf) = self.admin_login_form().await;
         let body = format!("email={}&password={}&csrf={csrf}", urlencode(email), urlencode(password));
+        self.post_admin_login_form(cookie, body, headers).await
+    }
+
+    /// Posts the login form `body` with the login page's `cookie`.
+    async fn post_admin_login_form(&self, cookie: String, body: String, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut request = self.client.post(format!("{}/admin/login", self.address));
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -440,12 +452,15 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The admin pages as a browser holding the session `cookie` sees them (before any form's CSRF token).
+    pub fn admin_session(&self, cookie: String) -> AdminPages {
+        AdminPages { address: self.address.clone(), client: self.client.clone(), cookie, csrf: String::new() }
+    }
+
     pub async fn log_in_as_admin(&self) -> AdminPages {
         let response = self.post_admin_login(TEST_ADMIN_EMAIL, TEST_ADMIN_PASSWORD).await;
         assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
-        let cookie = cookie_set_by(&response, "tickermail_admin").expect("a session cookie");
-        let mut pages =
-            AdminPages { address: self.address.clone(), client: self.client.clone(), cookie, csrf: String::new() };
+        let mut pages = self.admin_session(cookie_set_by(&response, "tickermail_admin").expect("a session cookie"));
         let dashboard = pages.get("/admin").await;
         assert_eq!(dashboard.status(), 200);
         pages.csrf = csrf_in(&dashboard.text().await.unwrap());
@@ -470,10 +485,72 @@ impl AdminPages {
     }
 
     /// Posts a form with this session's CSRF token.
-    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let mut form: Vec<(&str, &str)> = vec![("csrf", &self.csrf)];
         form.extend_from_slice(fields);
         self.post_raw(path, &serde_urlencoded::to_string(form).unwrap()).await
+    }
+
+    pub async fn post_logout(&self) -> reqwest::Response {
+        self.post("/admin/logout", &[]).await
+    }
+
+    pub async fn post_test_send(&self, to: &str, kind: &str) -> reqwest::Response {
+        self.post("/admin/test-send", &[("to", to), ("kind", kind)]).await
+    }
+
+    /// The page that asks before a run now.
+    pub async fn post_editions_confirm(&self, frequency: &str) -> reqwest::Response {
+        self.post("/admin/editions/confirm", &[("frequency", frequency)]).await
+    }
+
+    /// A run now, as confirmed.
+    pub async fn post_editions(&self, frequency: &str) -> reqwest::Response {
+        self.post("/admin/editions", &[("frequency", frequency)]).await
+    }
+
+    pub async fn post_edition_action(&self, id: Uuid, action: &str) -> reqwest::Response {
+        self.post(&format!("/admin/editions/{id}/{action}"), &[]).await
+    }
+
+    pub async fn post_subscriber_unsubscribe(&self, id: Uuid) -> reqwest::Response {
+        self.post(&format!("/admin/subscribers/{id}/unsubscribe"), &[]).await
+    }
+
+    /// The erasure, with the reader's address typed again as `confirm_email`.
+    pub async fn post_subscriber_erase(&self, id: Uuid, confirm_email: &str) -> reqwest::Response {
+        self.post(&format!("/admin/subscribers/{id}/erase"), &[("confirm_email", confirm_email)]).await
+    }
+
+    /// The upload form: `csv` as the file `readers.csv`, with the consent box ticked if `consent`.
+    pub async fn post_subscribers_import(&self, csv: &str, consent: bool) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new().text("csrf", self.csrf.clone());
+        if consent {
+            form = form.text("consent", "yes");
+        }
+        form = form.part("file", reqwest::multipart::Part::text(csv.to_string()).file_name("readers.csv"));
+        self.post_multipart("/admin/subscribers/import", form).await
+    }
+
+    /// Posts `form` as it is, with the session cookie.
+    pub async fn post_multipart(&self, path: &str, form: reqwest::multipart::Form) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .header("Cookie", &self.cookie)
+            .multipart(form)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A story added by hand: `fields` are the form's (title, url, tickers).
+    pub async fn post_stories(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.post("/admin/stories", fields).await
+    }
+
+    /// `action` is `hide` or `show`.
+    pub async fn post_story_action(&self, id: Uuid, action: &str) -> reqwest::Response {
+        self.post(&format!("/admin/stories/{id}/{action}"), &[]).await
     }
 
     /// Posts `body` as it is, with the session cookie.
