@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use crate::cli::tickermail;
 use crate::helpers::{
-    AdminPages, TEST_ADMIN_EMAIL, TEST_ADMIN_PASSWORD, TEST_ADMIN_TOKEN, TestApp, cookie_set_by, set_cookie_header,
-    spawn_app, spawn_app_with,
+    AdminPages, TEST_ADMIN_EMAIL, TEST_ADMIN_PASSWORD, TestApp, cookie_set_by, set_cookie_header, spawn_app,
+    spawn_app_with,
 };
 
 /// Every `/admin…` route the application declares, read from its source, so
@@ -77,7 +77,7 @@ async fn the_right_password_opens_a_session_in_a_strict_http_only_cookie() {
     }
     assert!(!set_cookie.contains("Secure"), "plain http cannot carry a Secure cookie: {set_cookie}");
     let session = cookie_set_by(&response, "tickermail_admin").unwrap();
-    let dashboard = app.client.get(format!("{}/admin", app.address)).header("Cookie", session).send().await.unwrap();
+    let dashboard = app.admin_session(session).get("/admin").await;
     assert_eq!(dashboard.status(), 200);
     assert!(dashboard.text().await.unwrap().contains("<h1>Dashboard</h1>"));
 }
@@ -136,12 +136,12 @@ async fn a_tampered_or_foreign_session_cookie_is_sent_to_the_login_page() {
     let app = spawn_app().await;
     let admin = app.log_in_as_admin().await;
     let other = spawn_app_with(&[("SECRET_KEY", "another-secret-key-0123456789abcdef0123")]).await;
-    let foreign = other.client.get(format!("{}/admin", other.address)).header("Cookie", &admin.cookie).send().await;
-    assert_eq!(foreign.unwrap().status(), 303);
+    let foreign = other.admin_session(admin.cookie.clone()).get("/admin").await;
+    assert_eq!(foreign.status(), 303);
     let (name, value) = admin.cookie.split_once('=').unwrap();
     let (expires, signature) = value.split_once('.').unwrap();
     let later: i64 = expires.parse::<i64>().unwrap() + 86_400;
-    let tampered = AdminPages { cookie: format!("{name}={later}.{signature}"), ..admin };
+    let tampered = app.admin_session(format!("{name}={later}.{signature}"));
     assert_eq!(tampered.get("/admin").await.status(), 303);
 }
 
@@ -170,7 +170,7 @@ async fn every_admin_form_without_its_csrf_token_is_refused() {
 async fn logging_out_forgets_the_session_cookie() {
     let app = spawn_app().await;
     let admin = app.log_in_as_admin().await;
-    let response = admin.post("/admin/logout", &[]).await;
+    let response = admin.post_logout().await;
     assert_eq!(response.status(), 303);
     let removal = set_cookie_header(&response, "tickermail_admin").unwrap();
     assert!(removal.starts_with("tickermail_admin=;") && removal.contains("Max-Age=0"), "{removal}");
@@ -270,17 +270,17 @@ async fn a_test_send_from_the_page_reaches_any_address_and_shows_the_servers_ans
     let app = spawn_app().await;
     app.with_a_story_and_quotes().await;
     let admin = app.log_in_as_admin().await;
-    let response = admin.post("/admin/test-send", &[("to", "me@admin.example"), ("kind", "digest")]).await;
+    let response = admin.post_test_send("me@admin.example", "digest").await;
     assert_eq!(response.status(), 200);
     assert!(response.text().await.unwrap().contains("Accepted by the mail server"));
     let mail = app.smtp.wait_for_mail_to("me@admin.example").await;
     assert!(mail.header("Subject").unwrap().starts_with("[TEST] Stock News digest"));
 
     app.smtp.refuse_with(Some("554 5.7.1 relay denied"));
-    let refused = admin.post("/admin/test-send", &[("to", "me@admin.example"), ("kind", "welcome")]).await;
+    let refused = admin.post_test_send("me@admin.example", "welcome").await;
     assert_eq!(refused.status(), 502);
     assert!(refused.text().await.unwrap().contains("relay denied"));
-    let bad = admin.post("/admin/test-send", &[("to", "not an address"), ("kind", "digest")]).await;
+    let bad = admin.post_test_send("not an address", "digest").await;
     assert_eq!(bad.status(), 422);
 }
 
@@ -290,12 +290,12 @@ async fn run_now_asks_first_then_sends_and_shows_the_progress() {
     app.sign_up_and_confirm("run@example.com").await;
     app.with_a_story_and_quotes().await;
     let admin = app.log_in_as_admin().await;
-    let confirm = admin.post("/admin/editions/confirm", &[("frequency", "daily")]).await;
+    let confirm = admin.post_editions_confirm("daily").await;
     assert_eq!(confirm.status(), 200);
     let confirm = confirm.text().await.unwrap();
     assert!(confirm.contains("It will go to <strong>1</strong> readers"), "{confirm}");
     assert!(app.store.recent_editions(5).await.unwrap().is_empty(), "nothing is made before the confirmation");
-    let created = admin.post("/admin/editions", &[("frequency", "daily")]).await;
+    let created = admin.post_editions("daily").await;
     assert_eq!(created.status(), 303);
     let location = created.headers()["location"].to_str().unwrap().to_string();
     app.smtp.wait_for_mails_to("run@example.com", 3, Duration::from_secs(10)).await;
@@ -303,7 +303,7 @@ async fn run_now_asks_first_then_sends_and_shows_the_progress() {
     let progress = admin.get_text(&location).await;
     assert!(progress.contains("<strong id=\"status\">done</strong>"), "{progress}");
     assert!(admin.get_text("/admin/editions").await.contains(&location));
-    let bad = admin.post("/admin/editions/confirm", &[("frequency", "never")]).await;
+    let bad = admin.post_editions_confirm("never").await;
     assert_eq!(bad.status(), 422);
 }
 
@@ -318,17 +318,10 @@ async fn edition_for_readers(app: &TestApp, count: u32) -> uuid::Uuid {
     let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
     app.store.seed_confirmed_subscribers(count, "p", "example.com", "NOK", an_hour_ago).await.unwrap();
     app.with_a_story_and_quotes().await;
-    let created = app.post_admin_json("/admin/api/editions", &serde_json::json!({}), Some(TEST_ADMIN_TOKEN)).await;
+    let created = app.create_edition(&serde_json::json!({}), None).await;
     assert_eq!(created.status(), 201);
     let created: Value = created.json().await.unwrap();
     created["id"].as_str().unwrap().parse().unwrap()
-}
-
-impl TestApp {
-    pub async fn post_edition_action(&self, id: uuid::Uuid, action: &str) -> reqwest::Response {
-        let url = format!("{}/admin/api/editions/{id}/{action}", self.address);
-        self.client.post(url).bearer_auth(TEST_ADMIN_TOKEN).send().await.unwrap()
-    }
 }
 
 #[tokio::test]
@@ -350,7 +343,7 @@ async fn a_paused_edition_sends_nothing_more_until_it_is_resumed() {
     let waiting = progress["queued"].as_i64().unwrap() + progress["sending"].as_i64().unwrap();
     assert_eq!(waiting, 30 - sent_by_the_pause as i64, "held back, or still passing the send rate: {listed}");
 
-    assert_eq!(admin.post(&format!("/admin/editions/{id}/resume"), &[]).await.status(), 303);
+    assert_eq!(admin.post_edition_action(id, "resume").await.status(), 303);
     for i in 1..=30 {
         app.smtp.wait_for_mails_to(&format!("p{i}@example.com"), 1, Duration::from_secs(20)).await;
     }
@@ -378,7 +371,7 @@ async fn cancelling_an_edition_suppresses_what_was_not_sent() {
     let app = spawn_app_with(SLOW_SENDS).await;
     let id = edition_for_readers(&app, 30).await;
     let admin = app.log_in_as_admin().await;
-    assert_eq!(admin.post(&format!("/admin/editions/{id}/cancel"), &[]).await.status(), 303);
+    assert_eq!(admin.post_edition_action(id, "cancel").await.status(), 303);
     app.wait_until_outbox_idle().await;
     let progress = app.store.edition_progress(id).await.unwrap();
     assert_eq!(progress.suppressed + progress.sent, 30, "{progress:?}");
@@ -402,7 +395,7 @@ async fn an_admin_finds_a_reader_sees_their_consent_and_unsubscribes_them() {
     let page = admin.get_text(&format!("/admin/subscribers/{id}")).await;
     assert!(page.contains("form") && page.contains("127.0.0.1"), "the consent record is shown");
     assert!(page.contains("confirmation") && page.contains("welcome"), "the deliveries are listed");
-    assert_eq!(admin.post(&format!("/admin/subscribers/{id}/unsubscribe"), &[]).await.status(), 303);
+    assert_eq!(admin.post_subscriber_unsubscribe(id).await.status(), 303);
     assert!(admin.get_text(&format!("/admin/subscribers/{id}")).await.contains("<td id=\"status\">unsubscribed</td>"));
     assert_eq!(admin.get("/admin/subscribers?status=vip").await.status(), 400);
 }
@@ -413,28 +406,11 @@ async fn erasing_a_reader_from_the_page_needs_their_address_typed_again() {
     app.sign_up_and_confirm("erase@example.com").await;
     let admin = app.log_in_as_admin().await;
     let id = app.store.find_subscribers("erase", None, "", 1).await.unwrap().remove(0).id;
-    let path = format!("/admin/subscribers/{id}/erase");
-    assert_eq!(admin.post(&path, &[("confirm_email", "someone@example.com")]).await.status(), 422);
+    assert_eq!(admin.post_subscriber_erase(id, "someone@example.com").await.status(), 422);
     assert!(app.store.subscriber(id).await.unwrap().is_some());
-    assert_eq!(admin.post(&path, &[("confirm_email", "ERASE@example.com")]).await.status(), 200);
+    assert_eq!(admin.post_subscriber_erase(id, "ERASE@example.com").await.status(), 200);
     assert!(app.store.subscriber(id).await.unwrap().is_none());
     assert_eq!(admin.get(&format!("/admin/subscribers/{id}")).await.status(), 404);
-}
-
-async fn post_import(admin: &AdminPages, csv: &str, consent: bool) -> reqwest::Response {
-    let mut form = reqwest::multipart::Form::new().text("csrf", admin.csrf.clone());
-    if consent {
-        form = form.text("consent", "yes");
-    }
-    form = form.part("file", reqwest::multipart::Part::text(csv.to_string()).file_name("readers.csv"));
-    admin
-        .client
-        .post(format!("{}/admin/subscribers/import", admin.address))
-        .header("Cookie", &admin.cookie)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
 }
 
 /// Follows an import's page until it shows the report, and returns that page.
@@ -461,7 +437,7 @@ async fn a_large_import_from_the_page_shows_its_progress_then_its_report() {
     for i in 0..20_000 {
         csv.push_str(&format!("reader{i}@example.com,Reader {i}\n"));
     }
-    let started = post_import(&admin, &csv, true).await;
+    let started = admin.post_subscribers_import(&csv, true).await;
     assert_eq!(started.status(), 303);
     let page = started.headers()["location"].to_str().unwrap().to_string();
     let first = admin.get_text(&page).await;
@@ -479,10 +455,10 @@ async fn an_import_from_the_page_needs_consent_and_reports_bad_lines() {
     app.store.unsubscribe(id).await.unwrap();
     let admin = app.log_in_as_admin().await;
     let csv = "email,name,tickers\nnew@example.com,=HYPERLINK(\"x\"),NOK\nleft@example.com,Left,\nnot-an-address,X,\n";
-    let refused = post_import(&admin, csv, false).await;
+    let refused = admin.post_subscribers_import(csv, false).await;
     assert_eq!(refused.status(), 422);
     assert!(app.store.find_subscribers("new@", None, "", 1).await.unwrap().is_empty());
-    let started = post_import(&admin, csv, true).await;
+    let started = admin.post_subscribers_import(csv, true).await;
     assert_eq!(started.status(), 303, "the import runs in the background");
     let report = follow_import(&admin, &started).await;
     assert!(report.contains("Imported 1; 1 already known"), "{report}");
@@ -495,14 +471,7 @@ async fn an_import_from_the_page_needs_consent_and_reports_bad_lines() {
 
     let mut forged = reqwest::multipart::Form::new().text("csrf", "00").text("consent", "yes");
     forged = forged.part("file", reqwest::multipart::Part::text("email\nforged@example.com\n"));
-    let response = admin
-        .client
-        .post(format!("{}/admin/subscribers/import", admin.address))
-        .header("Cookie", &admin.cookie)
-        .multipart(forged)
-        .send()
-        .await
-        .unwrap();
+    let response = admin.post_multipart("/admin/subscribers/import", forged).await;
     assert_eq!(response.status(), 403);
     assert!(app.store.find_subscribers("forged", None, "", 1).await.unwrap().is_empty());
 }
@@ -512,24 +481,21 @@ async fn an_admin_adds_a_story_by_hand_and_hides_it() {
     let app = spawn_app().await;
     let admin = app.log_in_as_admin().await;
     let added = admin
-        .post(
-            "/admin/stories",
-            &[
-                ("title", "Equinor (OSL:EQNR) <b>beats</b>"),
-                ("url", "https://news.example/eqnr"),
-                ("tickers", "EQNR.OL"),
-            ],
-        )
+        .post_stories(&[
+            ("title", "Equinor (OSL:EQNR) <b>beats</b>"),
+            ("url", "https://news.example/eqnr"),
+            ("tickers", "EQNR.OL"),
+        ])
         .await;
     assert_eq!(added.status(), 303);
     let story = app.store.all_recent_stories(1).await.unwrap().remove(0);
     assert_eq!(story.title, "Equinor (OSL:EQNR) beats");
     assert!(admin.get_text("/admin/stories").await.contains("Equinor (OSL:EQNR) beats"));
-    assert_eq!(admin.post(&format!("/admin/stories/{}/hide", story.id), &[]).await.status(), 303);
+    assert_eq!(admin.post_story_action(story.id, "hide").await.status(), 303);
     assert!(app.store.all_recent_stories(1).await.unwrap()[0].hidden);
-    assert_eq!(admin.post(&format!("/admin/stories/{}/show", story.id), &[]).await.status(), 303);
+    assert_eq!(admin.post_story_action(story.id, "show").await.status(), 303);
     assert!(!app.store.all_recent_stories(1).await.unwrap()[0].hidden);
-    let bad = admin.post("/admin/stories", &[("title", "No link"), ("url", "javascript:alert(1)")]).await;
+    let bad = admin.post_stories(&[("title", "No link"), ("url", "javascript:alert(1)")]).await;
     assert_eq!(bad.status(), 422);
     assert!(bad.text().await.unwrap().contains("url"));
 }
@@ -554,17 +520,7 @@ async fn after_logging_in_only_a_plain_admin_path_is_followed() {
         ("//evil.example/admin", "/admin"),
         ("https://evil.example/admin", "/admin"),
     ] {
-        let (cookie, csrf) = app.admin_login_form().await;
-        let body = format!("email={}&password={TEST_ADMIN_PASSWORD}&csrf={csrf}&next={next}", TEST_ADMIN_EMAIL);
-        let response = app
-            .client
-            .post(format!("{}/admin/login", app.address))
-            .header("Cookie", cookie)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = app.post_admin_login_with_next(next).await;
         assert_eq!(response.status(), 303, "{next}");
         assert_eq!(response.headers()["location"], expected, "{next}");
     }
@@ -574,7 +530,7 @@ async fn after_logging_in_only_a_plain_admin_path_is_followed() {
 async fn run_now_offers_nothing_to_send_when_no_reader_has_anything_new() {
     let app = spawn_app().await;
     let admin = app.log_in_as_admin().await;
-    let confirm = admin.post("/admin/editions/confirm", &[("frequency", "weekly")]).await.text().await.unwrap();
+    let confirm = admin.post_editions_confirm("weekly").await.text().await.unwrap();
     assert!(confirm.contains("Nothing would be sent"), "{confirm}");
     assert!(!confirm.contains("action=\"/admin/editions\""), "no button to send to nobody");
 }
@@ -584,7 +540,7 @@ async fn an_oversized_admin_form_gets_a_page_saying_so() {
     let app = spawn_app().await;
     let admin = app.log_in_as_admin().await;
     let huge = "x".repeat(64 * 1024);
-    let response = admin.post("/admin/stories", &[("title", &huge), ("url", "https://news.example/x")]).await;
+    let response = admin.post_stories(&[("title", &huge), ("url", "https://news.example/x")]).await;
     assert_eq!(response.status(), 413);
     assert!(response.text().await.unwrap().contains("The form is too large"));
 }

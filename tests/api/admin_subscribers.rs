@@ -38,8 +38,7 @@ async fn an_admin_finds_a_reader_sees_their_record_and_erases_them() {
         record["deliveries"].as_array().unwrap().iter().map(|d| d["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["welcome", "confirmation"]);
 
-    let erase = app.client.delete(format!("{}/admin/api/subscribers/{id}", app.address)).bearer_auth(TEST_ADMIN_TOKEN);
-    assert_eq!(erase.send().await.unwrap().status(), 204);
+    assert_eq!(app.delete_subscriber(&id).await.status(), 204);
     assert_eq!(app.admin_get(&format!("/admin/api/subscribers/{id}")).await.status(), 404);
     assert_eq!(app.find("email=ann").await["subscribers"], json!([]));
     let uuid = uuid::Uuid::parse_str(&id).unwrap();
@@ -47,8 +46,7 @@ async fn an_admin_finds_a_reader_sees_their_record_and_erases_them() {
     let stats: Value = app.get_admin_stats(Some(TEST_ADMIN_TOKEN)).await.json().await.unwrap();
     let sent: i64 = stats["deliveries"].as_array().unwrap().iter().map(|d| d["count"].as_i64().unwrap()).sum();
     assert_eq!(sent, 3, "the erased reader's deliveries still count: {stats}");
-    let again = app.client.delete(format!("{}/admin/api/subscribers/{id}", app.address)).bearer_auth(TEST_ADMIN_TOKEN);
-    assert_eq!(again.send().await.unwrap().status(), 404);
+    assert_eq!(app.delete_subscriber(&id).await.status(), 404);
 }
 
 #[tokio::test]
@@ -56,14 +54,7 @@ async fn an_admin_unsubscribes_a_reader() {
     let app = spawn_app().await;
     app.sign_up_and_confirm("leaving@example.com").await;
     let id = app.find("email=leaving").await["subscribers"][0]["id"].as_str().unwrap().to_string();
-    let response = app
-        .client
-        .post(format!("{}/admin/api/subscribers/{id}/unsubscribe", app.address))
-        .bearer_auth(TEST_ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(app.post_subscriber_unsubscribe(&id).await.status(), 200);
     assert_eq!(app.find("email=leaving").await["subscribers"][0]["status"], "unsubscribed");
 }
 
@@ -133,17 +124,9 @@ async fn an_import_adds_consenting_readers_reports_bad_rows_and_never_resubscrib
     assert_eq!(app.post_one_click_unsubscribe(&token).await.status(), 200);
     let csv = "email,name,tickers\r\nnew@example.com,New Reader,\"NOK, AAPL\"\r\nleft@example.com,Left,\r\n\
                not-an-email,X,\r\nbad-ticker@example.com,Y,<script>\r\n";
-    let import = |query: &'static str| {
-        app.client
-            .post(format!("{}/admin/api/subscribers/import{query}", app.address))
-            .bearer_auth(TEST_ADMIN_TOKEN)
-            .header("Content-Type", "text/csv")
-            .body(csv)
-            .send()
-    };
-    let refused = import("").await.unwrap();
+    let refused = app.import_csv_with_headers("", &[("Content-Type", "text/csv")], csv).await;
     assert_eq!(refused.status(), 422, "the admin must confirm consent");
-    let response = import("?consent=yes").await.unwrap();
+    let response = app.import_csv_with_headers("?consent=yes", &[("Content-Type", "text/csv")], csv).await;
     assert_eq!(response.status(), 200);
     let report: Value = response.json().await.unwrap();
     assert_eq!((report["imported"].clone(), report["already_known"].clone()), (json!(1), json!(1)), "{report}");
@@ -154,14 +137,7 @@ async fn an_import_adds_consenting_readers_reports_bad_rows_and_never_resubscrib
     assert_eq!(app.find("email=new@").await["subscribers"][0]["status"], "confirmed");
     assert_eq!(app.find("email=new@").await["subscribers"][0]["tickers"], "NOK,AAPL");
     assert_eq!(app.find("email=left@").await["subscribers"][0]["status"], "unsubscribed");
-    let no_email_column = app
-        .client
-        .post(format!("{}/admin/api/subscribers/import?consent=yes", app.address))
-        .bearer_auth(TEST_ADMIN_TOKEN)
-        .body("name,tickers\r\nAnn,NOK\r\n")
-        .send()
-        .await
-        .unwrap();
+    let no_email_column = app.import_csv("?consent=yes", "name,tickers\r\nAnn,NOK\r\n").await;
     assert_eq!(no_email_column.status(), 400);
 }
 
@@ -170,19 +146,8 @@ async fn an_import_in_other_letter_case_does_not_re_subscribe_a_reader_who_left(
     let app = spawn_app().await;
     app.sign_up_and_confirm("ann@x.com").await;
     let id = app.find("email=ann").await["subscribers"][0]["id"].as_str().unwrap().to_string();
-    let unsubscribe = app
-        .client
-        .post(format!("{}/admin/api/subscribers/{id}/unsubscribe", app.address))
-        .bearer_auth(TEST_ADMIN_TOKEN);
-    assert_eq!(unsubscribe.send().await.unwrap().status(), 200);
-    let response = app
-        .client
-        .post(format!("{}/admin/api/subscribers/import?consent=yes", app.address))
-        .bearer_auth(TEST_ADMIN_TOKEN)
-        .body("email\nANN@X.COM\n")
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(app.post_subscriber_unsubscribe(&id).await.status(), 200);
+    let response = app.import_csv("?consent=yes", "email\nANN@X.COM\n").await;
     assert_eq!(response.status(), 200);
     let report: Value = response.json().await.unwrap();
     assert_eq!((report["imported"].as_u64(), report["already_known"].as_u64()), (Some(0), Some(1)), "{report}");
@@ -195,29 +160,17 @@ async fn an_import_in_other_letter_case_does_not_re_subscribe_a_reader_who_left(
 async fn two_signups_of_one_address_leave_two_consent_records_listed_by_the_api_and_the_page() {
     let app = spawn_app().await;
     let embedded = app
-        .client
-        .post(format!("{}/subscriptions", app.address))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("Origin", "https://blog.example.org")
-        .body("email=twice%40example.com")
-        .send()
-        .await
-        .unwrap();
+        .post_subscriptions_form_with_headers("email=twice%40example.com", &[("Origin", "https://blog.example.org")])
+        .await;
     assert_eq!(embedded.status(), 200);
     let id = app.find("email=twice").await["subscribers"][0]["id"].as_str().unwrap().to_string();
-    let unsubscribe = app
-        .client
-        .post(format!("{}/admin/api/subscribers/{id}/unsubscribe", app.address))
-        .bearer_auth(TEST_ADMIN_TOKEN);
-    assert_eq!(unsubscribe.send().await.unwrap().status(), 200);
+    assert_eq!(app.post_subscriber_unsubscribe(&id).await.status(), 200);
     let again = app
-        .client
-        .post(format!("{}/subscriptions", app.address))
-        .header("User-Agent", "ConsentTest/2.0")
-        .json(&json!({"email": "twice@example.com"}))
-        .send()
-        .await
-        .unwrap();
+        .post_subscriptions_json_with_headers(
+            &json!({"email": "twice@example.com"}),
+            &[("User-Agent", "ConsentTest/2.0")],
+        )
+        .await;
     assert_eq!(again.status(), 202);
 
     let record = app.admin_get_json(&format!("/admin/api/subscribers/{id}")).await;
@@ -240,12 +193,7 @@ async fn a_hundred_thousand_row_import_leaves_the_site_serving_and_signing_reade
         csv.push_str(&format!("reader{i}@example.com,Reader {i},NOK\n"));
     }
     let started = std::time::Instant::now();
-    let import = app
-        .client
-        .post(format!("{}/admin/api/subscribers/import?consent=yes", app.address))
-        .bearer_auth(TEST_ADMIN_TOKEN)
-        .body(csv)
-        .send();
+    let import = app.import_csv("?consent=yes", &csv);
     let site = async {
         let mut slowest = std::time::Duration::ZERO;
         let mut signed_up = 0;
@@ -265,7 +213,7 @@ async fn a_hundred_thousand_row_import_leaves_the_site_serving_and_signing_reade
     };
     let (imported, (slowest, signed_up)) = tokio::join!(import, site);
     let took = started.elapsed();
-    let report: serde_json::Value = imported.unwrap().json().await.unwrap();
+    let report: serde_json::Value = imported.json().await.unwrap();
     assert_eq!(report["imported"], 100_000, "{report}");
     assert!(signed_up > 1, "sign-ups went on during the import");
     // Generous bounds for an unoptimised build on a busy machine; docs/performance.md has the release figures.
@@ -279,22 +227,14 @@ async fn an_erased_reader_leaves_no_trace_of_their_address_in_the_database() {
     app.smtp.reply_to_recipients_containing("gone.reader@", "550 5.1.1 <Gone.Reader@example.com>: no such user");
     assert_eq!(app.post_subscriptions_form("email=gone.reader%40example.com").await.status(), 200);
     app.wait_until_outbox_idle().await;
-    let test_send = app
-        .client
-        .post(format!("{}/admin/api/test-send", app.address))
-        .bearer_auth(TEST_ADMIN_TOKEN)
-        .header("Idempotency-Key", "erase-1")
-        .json(&json!({"to": "gone.reader@example.com", "kind": "confirmation"}))
-        .send()
-        .await
-        .unwrap();
+    let test_send =
+        app.post_test_send(&json!({"to": "gone.reader@example.com", "kind": "confirmation"}), Some("erase-1")).await;
     assert_eq!(test_send.status(), 502, "the sink refuses the address");
     let mut db = crate::helpers::RawDb::connect(&app.database_url).await;
     assert!(db.mentions(&app.store, "gone.reader@example.com").await.len() >= 3, "the address is kept before");
 
     let id = app.find("email=gone.reader").await["subscribers"][0]["id"].as_str().unwrap().to_string();
-    let erase = app.client.delete(format!("{}/admin/api/subscribers/{id}", app.address)).bearer_auth(TEST_ADMIN_TOKEN);
-    assert_eq!(erase.send().await.unwrap().status(), 204);
+    assert_eq!(app.delete_subscriber(&id).await.status(), 204);
     let left = db.mentions(&app.store, "gone.reader@example.com").await;
     assert!(left.is_empty(), "the address is still in {left:?}");
 }
@@ -306,14 +246,7 @@ async fn an_erased_reader_s_messages_leave_the_outbox_folder() {
     let app = crate::helpers::spawn_app_with(&[("SMTP_URL", ""), ("MAIL_OUTBOX_DIR", outbox_dir)]).await;
     assert_eq!(app.post_subscriptions_form("email=filed%40example.com").await.status(), 200);
     assert_eq!(app.post_subscriptions_form("email=kept%40example.com").await.status(), 200);
-    let test_send = app
-        .client
-        .post(format!("{}/admin/api/test-send", app.address))
-        .bearer_auth(TEST_ADMIN_TOKEN)
-        .json(&json!({"to": "filed@example.com", "kind": "welcome"}))
-        .send()
-        .await
-        .unwrap();
+    let test_send = app.post_test_send(&json!({"to": "filed@example.com", "kind": "welcome"}), None).await;
     assert_eq!(test_send.status(), 200);
     app.wait_until_outbox_idle().await;
     let mentioning = |address: &str| {
@@ -325,8 +258,7 @@ async fn an_erased_reader_s_messages_leave_the_outbox_folder() {
     assert_eq!(mentioning("filed@example.com"), 2, "a confirmation and a test message");
 
     let id = app.find("email=filed").await["subscribers"][0]["id"].as_str().unwrap().to_string();
-    let erase = app.client.delete(format!("{}/admin/api/subscribers/{id}", app.address)).bearer_auth(TEST_ADMIN_TOKEN);
-    assert_eq!(erase.send().await.unwrap().status(), 204);
+    assert_eq!(app.delete_subscriber(&id).await.status(), 204);
     assert_eq!(mentioning("filed@example.com"), 0);
     assert_eq!(mentioning("kept@example.com"), 1, "nobody else's mail goes");
     std::fs::remove_dir_all(&outbox).unwrap();

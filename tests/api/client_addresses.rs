@@ -5,18 +5,6 @@
 use crate::helpers::{TEST_ADMIN_EMAIL, TestApp, spawn_app_with};
 
 impl TestApp {
-    /// A form sign-up of `email` carrying `headers`.
-    async fn sign_up_with_headers(&self, email: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let mut request = self
-            .client
-            .post(format!("{}/subscriptions", self.address))
-            .header("Content-Type", "application/x-www-form-urlencoded");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request.body(format!("email={}", crate::helpers::urlencode(email))).send().await.expect("request sent")
-    }
-
     /// The address stored with the (newest) consent of `email`, read through the admin API.
     async fn consent_ip_of(&self, email: &str) -> serde_json::Value {
         let found =
@@ -47,7 +35,12 @@ async fn signups_with_a_rotating_first_forwarded_entry_hit_the_hourly_limit() {
     let mut statuses = Vec::new();
     for i in 0..8 {
         let forwarded = format!("203.0.113.{i}, 198.51.100.7");
-        let response = app.sign_up_with_headers(&format!("r{i}@example.com"), &[("X-Forwarded-For", &forwarded)]).await;
+        let response = app
+            .post_subscriptions_form_with_headers(
+                &format!("email=r{i}%40example.com"),
+                &[("X-Forwarded-For", &forwarded)],
+            )
+            .await;
         statuses.push(response.status().as_u16());
     }
     assert_eq!(statuses, [200, 200, 200, 429, 429, 429, 429, 429]);
@@ -62,7 +55,9 @@ async fn an_unparseable_forwarded_header_falls_back_to_the_peer_and_is_still_lim
             let garbage = format!("unknown-{i}");
             let header = if mode == "true" { "X-Forwarded-For" } else { "Forwarded" };
             let value = if mode == "true" { garbage.clone() } else { format!("for={garbage}") };
-            let response = app.sign_up_with_headers(&format!("g{i}@example.com"), &[(header, &value)]).await;
+            let response = app
+                .post_subscriptions_form_with_headers(&format!("email=g{i}%40example.com"), &[(header, &value)])
+                .await;
             statuses.push(response.status().as_u16());
         }
         assert_eq!(statuses, [200, 200, 429, 429], "TRUST_PROXY_HEADERS={mode}");
@@ -73,12 +68,20 @@ async fn an_unparseable_forwarded_header_falls_back_to_the_peer_and_is_still_lim
 #[tokio::test]
 async fn two_ipv6_addresses_in_one_64_share_a_limit() {
     let app = spawn_app_with(&[("TRUST_PROXY_HEADERS", "true"), ("SIGNUP_LIMIT_PER_HOUR", "1")]).await;
-    let first = app.sign_up_with_headers("v1@example.com", &[("X-Forwarded-For", "2001:db8:1:2::1")]).await;
+    let first = app
+        .post_subscriptions_form_with_headers("email=v1%40example.com", &[("X-Forwarded-For", "2001:db8:1:2::1")])
+        .await;
     assert_eq!(first.status(), 200);
-    let same_64 =
-        app.sign_up_with_headers("v2@example.com", &[("X-Forwarded-For", "2001:db8:1:2:ffff:eeee:dddd:9")]).await;
+    let same_64 = app
+        .post_subscriptions_form_with_headers(
+            "email=v2%40example.com",
+            &[("X-Forwarded-For", "2001:db8:1:2:ffff:eeee:dddd:9")],
+        )
+        .await;
     assert_eq!(same_64.status(), 429, "a neighbour in the same /64 is the same client");
-    let other_64 = app.sign_up_with_headers("v3@example.com", &[("X-Forwarded-For", "2001:db8:1:3::1")]).await;
+    let other_64 = app
+        .post_subscriptions_form_with_headers("email=v3%40example.com", &[("X-Forwarded-For", "2001:db8:1:3::1")])
+        .await;
     assert_eq!(other_64.status(), 200, "the next /64 is someone else");
     assert_eq!(app.consent_ip_of("v1@example.com").await, "2001:db8:1:2::1", "the full address is recorded");
 }
@@ -90,11 +93,11 @@ async fn the_consent_record_stores_the_rightmost_address_that_is_not_a_trusted_p
     // The client wrote the first entry; the edge proxy appended the client's
     // real address, and an inner proxy (10.1.2.3) its own.
     let forwarded = [("X-Forwarded-For", "203.0.113.9, 198.51.100.7, 10.1.2.3")];
-    assert_eq!(app.sign_up_with_headers("ann@example.com", &forwarded).await.status(), 200);
+    assert_eq!(app.post_subscriptions_form_with_headers("email=ann%40example.com", &forwarded).await.status(), 200);
     assert_eq!(app.consent_ip_of("ann@example.com").await, "198.51.100.7");
     // A proxy may add a line of its own rather than extend the client's.
     let two_lines = [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-For", "198.51.100.8")];
-    assert_eq!(app.sign_up_with_headers("bob@example.com", &two_lines).await.status(), 200);
+    assert_eq!(app.post_subscriptions_form_with_headers("email=bob%40example.com", &two_lines).await.status(), 200);
     assert_eq!(app.consent_ip_of("bob@example.com").await, "198.51.100.8");
 }
 
@@ -102,14 +105,14 @@ async fn the_consent_record_stores_the_rightmost_address_that_is_not_a_trusted_p
 async fn forwarded_is_read_only_when_configured_and_x_forwarded_for_then_is_not() {
     let both = [("Forwarded", "for=203.0.113.50"), ("X-Forwarded-For", "198.51.100.7")];
     let app = spawn_app_with(&[("TRUST_PROXY_HEADERS", "true")]).await;
-    assert_eq!(app.sign_up_with_headers("xff@example.com", &both).await.status(), 200);
+    assert_eq!(app.post_subscriptions_form_with_headers("email=xff%40example.com", &both).await.status(), 200);
     assert_eq!(app.consent_ip_of("xff@example.com").await, "198.51.100.7");
 
     let app = spawn_app_with(&[("TRUST_PROXY_HEADERS", "forwarded")]).await;
-    assert_eq!(app.sign_up_with_headers("fwd@example.com", &both).await.status(), 200);
+    assert_eq!(app.post_subscriptions_form_with_headers("email=fwd%40example.com", &both).await.status(), 200);
     assert_eq!(app.consent_ip_of("fwd@example.com").await, "203.0.113.50");
     let v6 = [("Forwarded", "for=192.0.2.1;proto=https, for=\"[2001:db8:cafe::17]:4711\";by=127.0.0.1")];
-    assert_eq!(app.sign_up_with_headers("fwd6@example.com", &v6).await.status(), 200);
+    assert_eq!(app.post_subscriptions_form_with_headers("email=fwd6%40example.com", &v6).await.status(), 200);
     assert_eq!(app.consent_ip_of("fwd6@example.com").await, "2001:db8:cafe::17");
 }
 
@@ -117,6 +120,6 @@ async fn forwarded_is_read_only_when_configured_and_x_forwarded_for_then_is_not(
 async fn proxy_headers_from_a_peer_that_is_not_a_trusted_proxy_are_ignored() {
     let app = spawn_app_with(&[("TRUST_PROXY_HEADERS", "true"), ("TRUSTED_PROXIES", "10.0.0.0/8")]).await;
     let forwarded = [("X-Forwarded-For", "198.51.100.7")];
-    assert_eq!(app.sign_up_with_headers("direct@example.com", &forwarded).await.status(), 200);
+    assert_eq!(app.post_subscriptions_form_with_headers("email=direct%40example.com", &forwarded).await.status(), 200);
     assert_eq!(app.consent_ip_of("direct@example.com").await, "127.0.0.1");
 }

@@ -11,7 +11,7 @@ use tickermail::jobs::digest::{DigestRules, digest_run};
 use tickermail::store::{EditionOutcome, Store};
 
 use crate::cli::tickermail;
-use crate::helpers::{TEST_ADMIN_TOKEN, TEST_SECRET_KEY, TestApp, spawn_app};
+use crate::helpers::{TEST_SECRET_KEY, TestApp, spawn_app};
 use crate::smtp_sink::ReceivedMail;
 
 impl TestApp {
@@ -34,10 +34,10 @@ impl TestApp {
         stdout
     }
 
-    pub async fn push_story(&self, title: &str, url: &str, published_at: &str) {
+    /// Pushes a story that must be stored as new.
+    pub async fn with_a_story(&self, title: &str, url: &str, published_at: &str) {
         let story = json!({"title": title, "url": url, "published_at": published_at, "summary": "Summary & more."});
-        let response = self.post_admin_json("/admin/api/stories", &story, Some(TEST_ADMIN_TOKEN)).await;
-        assert_eq!(response.status(), 201);
+        assert_eq!(self.push_story(&story).await.status(), 201);
     }
 }
 
@@ -55,15 +55,15 @@ async fn a_confirmed_reader_gets_new_stories_and_their_watchlist_moves_once() {
         {"symbol": "MSFT", "price": 380.0, "previous_close": 400.0, "as_of": now_rfc3339()},
     ]))
     .await;
-    app.push_story("Before you joined (NYSE:NOK)", "https://news.example/old", "2026-01-05T12:00:00Z").await;
-    app.push_story(
+    app.with_a_story("Before you joined (NYSE:NOK)", "https://news.example/old", "2026-01-05T12:00:00Z").await;
+    app.with_a_story(
         "Microsoft (NASDAQ:MSFT) says &lt;script&gt;alert(1)&lt;/script&gt; is not a product",
         "https://news.example/msft",
         &now_rfc3339(),
     )
     .await;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    app.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
+    app.with_a_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
 
     let output = app.run_command(&["digest"]).await;
     assert!(output.contains("1 recipients, 1 sent, 0 failed"), "{output}");
@@ -103,7 +103,7 @@ async fn a_confirmed_reader_gets_new_stories_and_their_watchlist_moves_once() {
 async fn a_dry_run_says_what_would_be_sent_and_sends_nothing() {
     let app = spawn_app().await;
     app.sign_up_and_confirm("reader@example.com").await;
-    app.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
+    app.with_a_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
 
     let output = app.run_command(&["digest", "--dry-run"]).await;
     assert!(output.contains("would go to 1 readers"), "{output}");
@@ -121,7 +121,7 @@ async fn a_dry_run_says_what_would_be_sent_and_sends_nothing() {
 async fn two_instances_firing_the_same_slot_make_exactly_one_edition() {
     let app = spawn_app().await;
     app.sign_up_and_confirm("reader@example.com").await;
-    app.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
+    app.with_a_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
     let other_instance = Store::connect(&app.database_url).await.unwrap();
     let slot = "daily:2026-11-25T22:30Z".to_string();
     let now = tickermail::store::now();
@@ -167,7 +167,7 @@ async fn with_a_dkim_key_every_message_is_signed_and_bulk_mail_over_its_unsubscr
     assert!(signature.contains("s=mail"), "{signature}");
     assert_eq!(signed_headers(&signature), "from:to:subject:date:message-id");
 
-    app.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
+    app.with_a_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
     let output = tickermail()
         .env("DATABASE_URL", &app.database_url)
         .env("SMTP_URL", format!("smtp://127.0.0.1:{}?tls=none", app.smtp.port))
@@ -262,9 +262,9 @@ fn signed_headers(signature: &str) -> String {
 async fn an_admin_runs_a_digest_now_and_watches_its_progress() {
     let app = crate::helpers::spawn_app_with(&[("DIGEST_STORY_SETTLE_SECONDS", "0")]).await;
     app.sign_up_and_confirm("reader@example.com").await;
-    app.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
+    app.with_a_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
 
-    let preview = app.post_admin_json("/admin/api/editions", &json!({"dry_run": true}), Some(TEST_ADMIN_TOKEN)).await;
+    let preview = app.create_edition(&json!({"dry_run": true}), None).await;
     assert_eq!(preview.status(), 200);
     let preview: serde_json::Value = preview.json().await.unwrap();
     assert_eq!(
@@ -272,16 +272,14 @@ async fn an_admin_runs_a_digest_now_and_watches_its_progress() {
         (json!(1), json!("Nokia (NYSE:NOK) wins a deal"))
     );
 
-    let created =
-        app.post_admin_json("/admin/api/editions", &json!({"frequency": "daily"}), Some(TEST_ADMIN_TOKEN)).await;
+    let created = app.create_edition(&json!({"frequency": "daily"}), None).await;
     assert_eq!(created.status(), 201);
     let created: serde_json::Value = created.json().await.unwrap();
     assert_eq!(created["recipients"], 1);
-    let progress_url = format!("{}/admin/api/editions/{}", app.address, created["id"].as_str().unwrap());
+    let progress_path = format!("/admin/api/editions/{}", created["id"].as_str().unwrap());
     let mut progress = json!(null);
     for _ in 0..100 {
-        progress =
-            app.client.get(&progress_url).bearer_auth(TEST_ADMIN_TOKEN).send().await.unwrap().json().await.unwrap();
+        progress = app.admin_get(&progress_path).await.json().await.unwrap();
         if progress["done"] == true {
             break;
         }
@@ -291,17 +289,9 @@ async fn an_admin_runs_a_digest_now_and_watches_its_progress() {
     let digest = app.smtp.wait_for_mails_to("reader@example.com", 3, Duration::from_secs(10)).await.pop().unwrap();
     assert!(digest.header("Subject").unwrap().contains("Nokia (NYSE:NOK) wins a deal"));
 
-    let weekly =
-        app.post_admin_json("/admin/api/editions", &json!({"frequency": "never"}), Some(TEST_ADMIN_TOKEN)).await;
+    let weekly = app.create_edition(&json!({"frequency": "never"}), None).await;
     assert_eq!(weekly.status(), 422);
-    let unknown = app
-        .client
-        .get(format!("{}/admin/api/editions/nope", app.address))
-        .bearer_auth(TEST_ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), 404);
+    assert_eq!(app.admin_get("/admin/api/editions/nope").await.status(), 404);
     assert_eq!(app.post_admin_json("/admin/api/editions", &json!({}), None).await.status(), 401);
 }
 
@@ -315,7 +305,7 @@ async fn the_scheduler_sends_the_digest_at_its_slot_without_anyone_asking() {
     ])
     .await;
     app.sign_up_and_confirm("scheduled@example.com").await;
-    app.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
+    app.with_a_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
     // The check runs at the start of each minute; a story that just missed one is in the next.
     let mails = app.smtp.wait_for_mails_to("scheduled@example.com", 3, Duration::from_secs(130)).await;
     assert!(mails[2].header("Subject").unwrap().contains("Nokia (NYSE:NOK) wins a deal"));

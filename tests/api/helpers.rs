@@ -3,6 +3,7 @@
 //! and a real SMTP conversation with an in-process sink.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::time::Duration;
 
 use sqlx::Connection;
@@ -131,13 +132,18 @@ impl TestApp {
     }
 
     pub async fn post_form(&self, path: &str, body: &str) -> reqwest::Response {
-        self.client
+        self.post_form_with_headers(path, body, &[]).await
+    }
+
+    async fn post_form_with_headers(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self
+            .client
             .post(format!("{}{path}", self.address))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("request sent")
+            .header("Content-Type", "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(body.to_string()).send().await.expect("request sent")
     }
 
     pub async fn get_signup_page(&self) -> reqwest::Response {
@@ -148,8 +154,40 @@ impl TestApp {
         self.post_form("/subscriptions", body).await
     }
 
+    /// A form sign-up whose POST carries `headers` too (a browser's, an embedding site's, a proxy's).
+    pub async fn post_subscriptions_form_with_headers(
+        &self,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.post_form_with_headers("/subscriptions", body, headers).await
+    }
+
     pub async fn post_subscriptions_json(&self, body: &serde_json::Value) -> reqwest::Response {
-        self.client.post(format!("{}/subscriptions", self.address)).json(body).send().await.expect("request sent")
+        self.post_subscriptions_json_with_headers(body, &[]).await
+    }
+
+    pub async fn post_subscriptions_json_with_headers(
+        &self,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(format!("{}/subscriptions", self.address));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.json(body).send().await.expect("request sent")
+    }
+
+    /// A sign-up whose body is sent as it is, as `content_type`: for bodies no form or JSON encoder would make.
+    pub async fn post_subscriptions_raw(&self, content_type: &str, body: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/subscriptions", self.address))
+            .header("Content-Type", content_type)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn get_confirm(&self, token: &str) -> reqwest::Response {
@@ -199,6 +237,101 @@ impl TestApp {
         let response = self.admin_get(path).await;
         assert_eq!(response.status(), 200, "GET {path}");
         response.json().await.unwrap()
+    }
+
+    /// A POST of `body` as JSON to the admin API, with `token` as the bearer token if given.
+    pub async fn post_admin_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        token: Option<&str>,
+    ) -> reqwest::Response {
+        self.admin_json_request(path, body, token).send().await.expect("request sent")
+    }
+
+    fn admin_json_request(&self, path: &str, body: &serde_json::Value, token: Option<&str>) -> reqwest::RequestBuilder {
+        let request = self.client.post(format!("{}{path}", self.address)).json(body);
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// A POST without a body to the admin API, with the token.
+    async fn admin_post(&self, path: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(TEST_ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn push_quotes(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post_admin_json("/admin/api/quotes", body, Some(TEST_ADMIN_TOKEN)).await
+    }
+
+    pub async fn push_story(&self, story: &serde_json::Value) -> reqwest::Response {
+        self.post_admin_json("/admin/api/stories", story, Some(TEST_ADMIN_TOKEN)).await
+    }
+
+    /// `action` is `hide` or `show`.
+    pub async fn post_story_action(&self, id: impl Display, action: &str) -> reqwest::Response {
+        let path = format!("/admin/api/stories/{id}/{action}");
+        self.post_admin_json(&path, &serde_json::json!({}), Some(TEST_ADMIN_TOKEN)).await
+    }
+
+    /// `POST /admin/api/editions` (a run now, or with `dry_run` its preview), with an `Idempotency-Key` if given.
+    pub async fn create_edition(&self, body: &serde_json::Value, idempotency_key: Option<&str>) -> reqwest::Response {
+        self.post_admin_json_with_key("/admin/api/editions", body, idempotency_key).await
+    }
+
+    /// `action` is `pause`, `resume` or `cancel`.
+    pub async fn post_edition_action(&self, id: Uuid, action: &str) -> reqwest::Response {
+        self.admin_post(&format!("/admin/api/editions/{id}/{action}")).await
+    }
+
+    pub async fn post_test_send(&self, body: &serde_json::Value, idempotency_key: Option<&str>) -> reqwest::Response {
+        self.post_admin_json_with_key("/admin/api/test-send", body, idempotency_key).await
+    }
+
+    async fn post_admin_json_with_key(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self.admin_json_request(path, body, Some(TEST_ADMIN_TOKEN));
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn post_subscriber_unsubscribe(&self, id: &str) -> reqwest::Response {
+        self.admin_post(&format!("/admin/api/subscribers/{id}/unsubscribe")).await
+    }
+
+    /// Erases the reader and all their personal data.
+    pub async fn delete_subscriber(&self, id: &str) -> reqwest::Response {
+        let url = format!("{}/admin/api/subscribers/{id}", self.address);
+        self.client.delete(url).bearer_auth(TEST_ADMIN_TOKEN).send().await.expect("request sent")
+    }
+
+    /// `POST /admin/api/subscribers/import{query}` with `csv` as the body.
+    pub async fn import_csv(&self, query: &str, csv: &str) -> reqwest::Response {
+        self.import_csv_with_headers(query, &[], csv).await
+    }
+
+    pub async fn import_csv_with_headers(&self, query: &str, headers: &[(&str, &str)], csv: &str) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/admin/api/subscribers/import{query}", self.address))
+            .bearer_auth(TEST_ADMIN_TOKEN);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(csv.to_string()).send().await.expect("request sent")
     }
 
     /// Signs up `email` by form and returns the confirmation email.
@@ -285,6 +418,13 @@ impl TestApp {
         self.post_admin_login_with_headers(email, password, &[]).await
     }
 
+    /// The test admin's login asking to go on to `next`, which goes into the body as it is written.
+    pub async fn post_admin_login_with_next(&self, next: &str) -> reqwest::Response {
+        let (cookie, csrf) = self.admin_login_form().await;
+        let body = format!("email={TEST_ADMIN_EMAIL}&password={TEST_ADMIN_PASSWORD}&csrf={csrf}&next={next}");
+        self.post_admin_login_form(cookie, body, &[]).await
+    }
+
     /// A login whose POST carries `headers` too (a proxy's, say).
     pub async fn post_admin_login_with_headers(
         &self,
@@ -294,6 +434,11 @@ impl TestApp {
     ) -> reqwest::Response {
         let (cookie, csrf) = self.admin_login_form().await;
         let body = format!("email={}&password={}&csrf={csrf}", urlencode(email), urlencode(password));
+        self.post_admin_login_form(cookie, body, headers).await
+    }
+
+    /// Posts the login form `body` with the login page's `cookie`.
+    async fn post_admin_login_form(&self, cookie: String, body: String, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut request = self.client.post(format!("{}/admin/login", self.address));
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -307,12 +452,15 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The admin pages as a browser holding the session `cookie` sees them (before any form's CSRF token).
+    pub fn admin_session(&self, cookie: String) -> AdminPages {
+        AdminPages { address: self.address.clone(), client: self.client.clone(), cookie, csrf: String::new() }
+    }
+
     pub async fn log_in_as_admin(&self) -> AdminPages {
         let response = self.post_admin_login(TEST_ADMIN_EMAIL, TEST_ADMIN_PASSWORD).await;
         assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
-        let cookie = cookie_set_by(&response, "tickermail_admin").expect("a session cookie");
-        let mut pages =
-            AdminPages { address: self.address.clone(), client: self.client.clone(), cookie, csrf: String::new() };
+        let mut pages = self.admin_session(cookie_set_by(&response, "tickermail_admin").expect("a session cookie"));
         let dashboard = pages.get("/admin").await;
         assert_eq!(dashboard.status(), 200);
         pages.csrf = csrf_in(&dashboard.text().await.unwrap());
@@ -337,10 +485,72 @@ impl AdminPages {
     }
 
     /// Posts a form with this session's CSRF token.
-    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let mut form: Vec<(&str, &str)> = vec![("csrf", &self.csrf)];
         form.extend_from_slice(fields);
         self.post_raw(path, &serde_urlencoded::to_string(form).unwrap()).await
+    }
+
+    pub async fn post_logout(&self) -> reqwest::Response {
+        self.post("/admin/logout", &[]).await
+    }
+
+    pub async fn post_test_send(&self, to: &str, kind: &str) -> reqwest::Response {
+        self.post("/admin/test-send", &[("to", to), ("kind", kind)]).await
+    }
+
+    /// The page that asks before a run now.
+    pub async fn post_editions_confirm(&self, frequency: &str) -> reqwest::Response {
+        self.post("/admin/editions/confirm", &[("frequency", frequency)]).await
+    }
+
+    /// A run now, as confirmed.
+    pub async fn post_editions(&self, frequency: &str) -> reqwest::Response {
+        self.post("/admin/editions", &[("frequency", frequency)]).await
+    }
+
+    pub async fn post_edition_action(&self, id: Uuid, action: &str) -> reqwest::Response {
+        self.post(&format!("/admin/editions/{id}/{action}"), &[]).await
+    }
+
+    pub async fn post_subscriber_unsubscribe(&self, id: Uuid) -> reqwest::Response {
+        self.post(&format!("/admin/subscribers/{id}/unsubscribe"), &[]).await
+    }
+
+    /// The erasure, with the reader's address typed again as `confirm_email`.
+    pub async fn post_subscriber_erase(&self, id: Uuid, confirm_email: &str) -> reqwest::Response {
+        self.post(&format!("/admin/subscribers/{id}/erase"), &[("confirm_email", confirm_email)]).await
+    }
+
+    /// The upload form: `csv` as the file `readers.csv`, with the consent box ticked if `consent`.
+    pub async fn post_subscribers_import(&self, csv: &str, consent: bool) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new().text("csrf", self.csrf.clone());
+        if consent {
+            form = form.text("consent", "yes");
+        }
+        form = form.part("file", reqwest::multipart::Part::text(csv.to_string()).file_name("readers.csv"));
+        self.post_multipart("/admin/subscribers/import", form).await
+    }
+
+    /// Posts `form` as it is, with the session cookie.
+    pub async fn post_multipart(&self, path: &str, form: reqwest::multipart::Form) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .header("Cookie", &self.cookie)
+            .multipart(form)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A story added by hand: `fields` are the form's (title, url, tickers).
+    pub async fn post_stories(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.post("/admin/stories", fields).await
+    }
+
+    /// `action` is `hide` or `show`.
+    pub async fn post_story_action(&self, id: Uuid, action: &str) -> reqwest::Response {
+        self.post(&format!("/admin/stories/{id}/{action}"), &[]).await
     }
 
     /// Posts `body` as it is, with the session cookie.

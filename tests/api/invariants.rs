@@ -15,24 +15,9 @@ use tickermail::store::Store;
 
 use crate::cli::tickermail;
 use crate::digest::now_rfc3339;
-use crate::helpers::{
-    RawDb, TEST_ADMIN_TOKEN, TEST_SECRET_KEY, TestApp, fresh_database_url, spawn_app, spawn_app_with,
-};
+use crate::helpers::{RawDb, TEST_SECRET_KEY, TestApp, fresh_database_url, spawn_app, spawn_app_with};
 
 impl TestApp {
-    /// `POST /admin/api/editions` for a daily digest, with an `Idempotency-Key` if given.
-    pub async fn post_edition(&self, idempotency_key: Option<&str>) -> reqwest::Response {
-        let mut request = self
-            .client
-            .post(format!("{}/admin/api/editions", self.address))
-            .bearer_auth(TEST_ADMIN_TOKEN)
-            .json(&json!({ "frequency": "daily" }));
-        if let Some(key) = idempotency_key {
-            request = request.header("Idempotency-Key", key);
-        }
-        request.send().await.expect("request sent")
-    }
-
     /// Waits until the outbox has nothing queued or in flight, for up to `timeout`.
     pub async fn wait_until_outbox_idle_for(&self, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -74,8 +59,13 @@ impl TestApp {
     async fn readers_with_a_story(&self, count: u32, prefix: &str) {
         let yesterday = Utc::now() - chrono::Duration::days(1);
         self.store.seed_confirmed_subscribers(count, prefix, "example.com", "NOK", yesterday).await.unwrap();
-        self.push_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
+        self.with_a_story("Nokia (NYSE:NOK) wins a deal", "https://news.example/nokia", &now_rfc3339()).await;
     }
+}
+
+/// What a run now of the daily digest posts.
+fn daily_digest() -> serde_json::Value {
+    json!({ "frequency": "daily" })
 }
 
 fn minutes_ago(minutes: i64) -> String {
@@ -132,7 +122,7 @@ async fn a_slow_relay_gets_each_message_once_although_the_edition_outlasts_the_l
     .await;
     app.smtp.delay_each_message(Duration::from_millis(250));
     app.readers_with_a_story(180, "slow").await;
-    assert_eq!(app.post_edition(None).await.status(), 201);
+    assert_eq!(app.create_edition(&daily_digest(), None).await.status(), 201);
 
     // 180 messages at 250 ms over 2 sessions take 22 s: well past the
     // lease of those claimed first and still waiting for a session.
@@ -177,7 +167,7 @@ async fn an_edition_pauses_itself_after_a_run_of_relay_refusals_and_says_why() {
     .await;
     app.readers_with_a_story(30, "refused").await;
     app.smtp.reply_to_recipients_containing("refused", "550 5.7.1 Relaying denied");
-    let response = app.post_edition(None).await;
+    let response = app.create_edition(&daily_digest(), None).await;
     assert_eq!(response.status(), 201);
     let id = response.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string();
 
@@ -206,7 +196,7 @@ async fn an_edition_pauses_itself_when_too_many_of_its_addresses_do_not_exist() 
     for dead in ["reader1", "reader3"] {
         app.smtp.reply_to_recipients_containing(dead, "550 5.1.1 no such user");
     }
-    let response = app.post_edition(None).await;
+    let response = app.create_edition(&daily_digest(), None).await;
     let id = response.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string();
 
     let edition = app.wait_until_paused(&id).await;
@@ -219,7 +209,7 @@ async fn a_cancel_stops_the_messages_already_claimed_and_waiting_for_a_session()
     let app = spawn_app_with(&[("SEND_CONCURRENCY", "1"), ("DIGEST_STORY_SETTLE_SECONDS", "0")]).await;
     app.smtp.delay_each_message(Duration::from_millis(400));
     app.readers_with_a_story(30, "reader").await;
-    let created = app.post_edition(None).await.json::<serde_json::Value>().await.unwrap();
+    let created = app.create_edition(&daily_digest(), None).await.json::<serde_json::Value>().await.unwrap();
     let id = created["id"].as_str().unwrap().parse().unwrap();
     while app.smtp.mails().len() < 2 {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -240,7 +230,7 @@ async fn readers_who_leave_while_their_digest_waits_for_a_slow_relay_get_nothing
     let app = spawn_app_with(&[("SEND_CONCURRENCY", "1"), ("DIGEST_STORY_SETTLE_SECONDS", "0")]).await;
     app.smtp.delay_each_message(Duration::from_millis(400));
     app.readers_with_a_story(24, "reader").await;
-    assert_eq!(app.post_edition(None).await.status(), 201);
+    assert_eq!(app.create_edition(&daily_digest(), None).await.status(), 201);
     while app.smtp.mails().len() < 2 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -278,7 +268,12 @@ async fn readers_who_leave_while_their_digest_waits_for_a_slow_relay_get_nothing
 async fn three_run_nows_at_once_make_one_edition_and_each_reader_gets_one_digest() {
     let app = spawn_app_with(&[("DIGEST_STORY_SETTLE_SECONDS", "0")]).await;
     app.readers_with_a_story(50, "reader").await;
-    let (a, b, c) = tokio::join!(app.post_edition(None), app.post_edition(None), app.post_edition(None));
+    let daily = daily_digest();
+    let (a, b, c) = tokio::join!(
+        app.create_edition(&daily, None),
+        app.create_edition(&daily, None),
+        app.create_edition(&daily, None)
+    );
     let mut statuses = [a.status().as_u16(), b.status().as_u16(), c.status().as_u16()];
     statuses.sort();
     assert_eq!(statuses, [201, 409, 409]);
@@ -292,11 +287,11 @@ async fn three_run_nows_at_once_make_one_edition_and_each_reader_gets_one_digest
 async fn a_run_now_repeated_with_its_idempotency_key_gets_the_first_answer_and_makes_nothing() {
     let app = spawn_app_with(&[("DIGEST_STORY_SETTLE_SECONDS", "0")]).await;
     app.readers_with_a_story(3, "reader").await;
-    let first = app.post_edition(Some("run-1")).await;
+    let first = app.create_edition(&daily_digest(), Some("run-1")).await;
     assert_eq!(first.status(), 201);
     let first: serde_json::Value = first.json().await.unwrap();
     app.wait_until_outbox_idle().await;
-    let again = app.post_edition(Some("run-1")).await;
+    let again = app.create_edition(&daily_digest(), Some("run-1")).await;
     assert_eq!(again.status(), 201);
     assert_eq!(again.json::<serde_json::Value>().await.unwrap(), first);
     let editions = app.admin_get_json("/admin/api/editions").await;
@@ -308,14 +303,14 @@ async fn the_stories_of_a_cancelled_digest_reach_its_readers_in_the_next_one() {
     let app = spawn_app_with(&[("DIGEST_STORY_SETTLE_SECONDS", "0")]).await;
     app.readers_with_a_story(5, "reader").await;
     app.smtp.refuse_with(Some("451 4.3.0 try again later"));
-    let first = app.post_edition(None).await.json::<serde_json::Value>().await.unwrap();
+    let first = app.create_edition(&daily_digest(), None).await.json::<serde_json::Value>().await.unwrap();
     let id = first["id"].as_str().unwrap().parse().unwrap();
     assert_eq!(app.post_edition_action(id, "cancel").await.status(), 200);
     app.smtp.refuse_with(None);
     app.wait_until_outbox_idle().await;
     assert!(app.smtp.mails().is_empty(), "the cancelled edition sent nothing");
 
-    let second = app.post_edition(None).await;
+    let second = app.create_edition(&daily_digest(), None).await;
     assert_eq!(second.status(), 201);
     assert_eq!(second.json::<serde_json::Value>().await.unwrap()["recipients"], 5);
     app.wait_until_outbox_idle().await;
@@ -323,7 +318,7 @@ async fn the_stories_of_a_cancelled_digest_reach_its_readers_in_the_next_one() {
     assert_eq!(counts.len(), 5);
     assert!(app.smtp.mails().iter().all(|m| m.text().contains("Nokia (NYSE:NOK) wins a deal")));
 
-    let third = app.post_edition(None).await.json::<serde_json::Value>().await.unwrap();
+    let third = app.create_edition(&daily_digest(), None).await.json::<serde_json::Value>().await.unwrap();
     assert_eq!(third["recipients"], 0, "and once only: {third}");
 }
 

@@ -1,25 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{TEST_ADMIN_TOKEN, TestApp, spawn_app};
-
-impl TestApp {
-    pub async fn post_admin_json(
-        &self,
-        path: &str,
-        body: &serde_json::Value,
-        token: Option<&str>,
-    ) -> reqwest::Response {
-        let mut request = self.client.post(format!("{}{path}", self.address)).json(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send().await.expect("request sent")
-    }
-
-    pub async fn push_quotes(&self, body: &serde_json::Value) -> reqwest::Response {
-        self.post_admin_json("/admin/api/quotes", body, Some(TEST_ADMIN_TOKEN)).await
-    }
-}
+use crate::helpers::{TEST_ADMIN_TOKEN, spawn_app};
 
 #[tokio::test]
 async fn pushed_quotes_are_served_with_the_change_computed_from_the_previous_close() {

@@ -112,7 +112,7 @@ async fn a_move_beyond_the_sanity_bound_is_kept_as_suspect_and_never_alerted_nor
     let output = app.run_command(&["alerts", "--dry-run"]).await;
     assert!(output.contains("dry run: 1 alerts due, from 1 fresh quotes"), "only AAPL may alert: {output}");
 
-    app.push_story("Nokia (NYSE:NOK) and Microsoft (NASDAQ:MSFT) soar", "https://news.example/soar", &now_rfc3339())
+    app.with_a_story("Nokia (NYSE:NOK) and Microsoft (NASDAQ:MSFT) soar", "https://news.example/soar", &now_rfc3339())
         .await;
     let output = app.run_command(&["digest"]).await;
     assert!(output.contains("1 recipients, 1 sent"), "{output}");
@@ -162,7 +162,7 @@ async fn a_pushed_quote_in_pence_is_stored_and_mailed_in_pounds() {
     assert_eq!((quote("BARC.L")["price"].clone(), quote("BARC.L")["currency"].clone()), (json!(2.505), json!("GBP")));
     assert_eq!(quote("AZN.L")["price"], json!(120.5), "GBP is pounds already");
 
-    app.push_story("Vodafone (LON:VOD) slips", "https://news.example/vod", &now_rfc3339()).await;
+    app.with_a_story("Vodafone (LON:VOD) slips", "https://news.example/vod", &now_rfc3339()).await;
     app.run_command(&["digest"]).await;
     let digest = app.smtp.wait_for_mails_to("reader@example.com", 3, Duration::from_secs(10)).await.pop().unwrap();
     let text = digest.text();

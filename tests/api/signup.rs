@@ -49,15 +49,11 @@ async fn a_json_signup_is_accepted_with_202() {
 async fn a_signup_records_the_consent() {
     let app = spawn_app().await;
     let response = app
-        .client
-        .post(format!("{}/subscriptions", app.address))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("User-Agent", "ConsentTest/1.0")
-        .header("Origin", "https://blog.example.org")
-        .body("email=cy%40example.com")
-        .send()
-        .await
-        .unwrap();
+        .post_subscriptions_form_with_headers(
+            "email=cy%40example.com",
+            &[("User-Agent", "ConsentTest/1.0"), ("Origin", "https://blog.example.org")],
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let cy = app.store.subscriber_by_email(&SubscriberEmail::parse("cy@example.com").unwrap()).await.unwrap();
     let consents = app.store.consents(cy.unwrap().id).await.unwrap();
@@ -117,32 +113,11 @@ async fn values_echoed_into_the_form_are_escaped() {
 #[tokio::test]
 async fn malformed_bodies_get_400_and_unknown_content_types_415() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(format!("{}/subscriptions", app.address))
-        .header("Content-Type", "application/json")
-        .body("{\"email\": ")
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_subscriptions_raw("application/json", "{\"email\": ").await;
     assert_eq!(response.status(), 400);
-    let response = app
-        .client
-        .post(format!("{}/subscriptions", app.address))
-        .header("Content-Type", "application/json")
-        .body("{\"email\": 42}")
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_subscriptions_raw("application/json", "{\"email\": 42}").await;
     assert_eq!(response.status(), 400);
-    let response = app
-        .client
-        .post(format!("{}/subscriptions", app.address))
-        .header("Content-Type", "text/plain")
-        .body("email=ann@example.com")
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_subscriptions_raw("text/plain", "email=ann@example.com").await;
     assert_eq!(response.status(), 415);
     let response = app.post_subscriptions_form("email=%ZZ%FF&name=%C3%28").await;
     assert!(response.status().is_client_error(), "{}", response.status());

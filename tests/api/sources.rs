@@ -10,7 +10,7 @@ use tickermail::domain::NewStory;
 use tickermail::store::Store;
 
 use crate::cli::tickermail;
-use crate::helpers::{TEST_ADMIN_TOKEN, fresh_database_url, spawn_app_with};
+use crate::helpers::{fresh_database_url, spawn_app_with};
 use crate::replay::{Recorded, ReplayServer};
 
 const RSS: &str = "application/rss+xml; charset=UTF-8";
@@ -184,7 +184,7 @@ async fn a_pushed_story_is_stored_with_its_tickers_and_pushing_it_again_updates_
         "html": "<p>Also $AAPL, worth $1 billion &amp; more (CEO) (2026).</p>",
         "tickers": ["RY.TO"],
     });
-    let response = app.post_admin_json("/admin/api/stories", &story, Some(TEST_ADMIN_TOKEN)).await;
+    let response = app.push_story(&story).await;
     assert_eq!(response.status(), 201);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["outcome"], "inserted");
@@ -192,12 +192,12 @@ async fn a_pushed_story_is_stored_with_its_tickers_and_pushing_it_again_updates_
     assert_eq!(body["story"]["title"], "Nokia (NYSE:NOK) wins");
     assert_eq!(body["story"]["summary"], "Also $AAPL, worth $1 billion & more (CEO) (2026).");
 
-    let response = app.post_admin_json("/admin/api/stories", &story, Some(TEST_ADMIN_TOKEN)).await;
+    let response = app.push_story(&story).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["outcome"], "unchanged");
     let mut edited = story.clone();
     edited["title"] = json!("Nokia (NYSE:NOK) wins big");
-    let response = app.post_admin_json("/admin/api/stories", &edited, Some(TEST_ADMIN_TOKEN)).await;
+    let response = app.push_story(&edited).await;
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["outcome"], "updated");
 
     let listed: serde_json::Value = app.get("/api/stories").await.json().await.unwrap();
@@ -218,12 +218,12 @@ async fn a_story_push_is_refused_without_the_token_or_with_bad_fields() {
     ] {
         let mut bad = good.clone();
         bad[field] = value;
-        let response = app.post_admin_json("/admin/api/stories", &bad, Some(TEST_ADMIN_TOKEN)).await;
+        let response = app.push_story(&bad).await;
         assert_eq!(response.status(), 422, "{field}");
         assert_eq!(response.json::<serde_json::Value>().await.unwrap()["field"], expected_field);
     }
     for bad in [json!({"title": "T"}), json!({"title": "T", "url": "https://x.example", "published_at": "yesterday"})] {
-        assert_eq!(app.post_admin_json("/admin/api/stories", &bad, Some(TEST_ADMIN_TOKEN)).await.status(), 400);
+        assert_eq!(app.push_story(&bad).await.status(), 400);
     }
 }
 
@@ -234,17 +234,15 @@ async fn a_hidden_story_stays_out_of_the_public_list_and_digests_until_shown_aga
     let published_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let story =
         json!({"title": "Nokia (NYSE:NOK) wins", "url": "https://news.example/n", "published_at": published_at});
-    let pushed: serde_json::Value =
-        app.post_admin_json("/admin/api/stories", &story, Some(TEST_ADMIN_TOKEN)).await.json().await.unwrap();
+    let pushed: serde_json::Value = app.push_story(&story).await.json().await.unwrap();
     let id = pushed["story"]["id"].as_str().unwrap().to_string();
     let readers_due = || async {
-        let preview =
-            app.post_admin_json("/admin/api/editions", &json!({"dry_run": true}), Some(TEST_ADMIN_TOKEN)).await;
+        let preview = app.create_edition(&json!({"dry_run": true}), None).await;
         preview.json::<serde_json::Value>().await.unwrap()["recipients"].as_i64().unwrap()
     };
     assert_eq!(readers_due().await, 1);
 
-    let hide = app.post_admin_json(&format!("/admin/api/stories/{id}/hide"), &json!({}), Some(TEST_ADMIN_TOKEN)).await;
+    let hide = app.post_story_action(&id, "hide").await;
     assert_eq!(hide.status(), 200);
     let public: serde_json::Value = app.get("/api/stories").await.json().await.unwrap();
     assert_eq!(public["stories"], json!([]));
@@ -252,12 +250,11 @@ async fn a_hidden_story_stays_out_of_the_public_list_and_digests_until_shown_aga
     assert_eq!(listed["stories"][0]["hidden"], true);
     assert_eq!(readers_due().await, 0, "a hidden story makes no digest");
 
-    let show = app.post_admin_json(&format!("/admin/api/stories/{id}/show"), &json!({}), Some(TEST_ADMIN_TOKEN)).await;
+    let show = app.post_story_action(&id, "show").await;
     assert_eq!(show.status(), 200);
     assert_eq!(readers_due().await, 1);
     let missing = uuid::Uuid::new_v4();
-    let response =
-        app.post_admin_json(&format!("/admin/api/stories/{missing}/hide"), &json!({}), Some(TEST_ADMIN_TOKEN)).await;
+    let response = app.post_story_action(missing, "hide").await;
     assert_eq!(response.status(), 404);
 }
 

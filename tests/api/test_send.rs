@@ -8,15 +8,6 @@ use crate::cli::tickermail;
 use crate::helpers::{TEST_ADMIN_TOKEN, TEST_SECRET_KEY, TestApp, spawn_app};
 
 impl TestApp {
-    async fn post_test_send(&self, body: &serde_json::Value, idempotency_key: Option<&str>) -> reqwest::Response {
-        let mut request =
-            self.client.post(format!("{}/admin/api/test-send", self.address)).bearer_auth(TEST_ADMIN_TOKEN).json(body);
-        if let Some(key) = idempotency_key {
-            request = request.header("Idempotency-Key", key);
-        }
-        request.send().await.expect("request sent")
-    }
-
     pub async fn with_a_story_and_quotes(&self) {
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
         self.push_quotes(&json!([
@@ -26,7 +17,7 @@ impl TestApp {
         .await;
         let story =
             json!({"title": "Nokia (NYSE:NOK) wins a deal", "url": "https://news.example/nokia", "published_at": now});
-        assert_eq!(self.post_admin_json("/admin/api/stories", &story, Some(TEST_ADMIN_TOKEN)).await.status(), 201);
+        assert_eq!(self.push_story(&story).await.status(), 201);
     }
 }
 
@@ -89,8 +80,7 @@ async fn a_test_send_with_bad_input_or_nothing_to_show_says_why() {
     assert_eq!(response.status(), 422);
     let response = app.post_test_send(&json!({"to": "a@admin.example", "kind": "digest"}), None).await;
     assert_eq!(response.status(), 409, "no stories or quotes yet");
-    let unauthorised =
-        app.client.post(format!("{}/admin/api/test-send", app.address)).json(&json!({})).send().await.unwrap();
+    let unauthorised = app.post_admin_json("/admin/api/test-send", &json!({}), None).await;
     assert_eq!(unauthorised.status(), 401);
 }
 
