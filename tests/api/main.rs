@@ -9,6 +9,7 @@ mod client_addresses;
 mod delivery;
 mod digest;
 mod digest_delivery;
+mod docs;
 mod feed_safety;
 mod health;
 mod helpers;
