@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::domain::{EditionContent, Message, ReaderDigest, Watchlist, compose};
 use crate::mailer::{
-    DigestEdition, Email, EmailContent, EmailLinks, alert_content, confirmation_content, digest_content, digest_email,
-    preferences_link_content, welcome_content,
+    ComposeError, DigestEdition, Email, EmailContent, EmailLinks, alert_content, confirmation_content, digest_content,
+    digest_email, preferences_link_content, welcome_content,
 };
 use crate::tokens::TokenKey;
 
@@ -42,11 +42,15 @@ enum Composed<'e> {
     Digest(ReaderDigest<'e>, &'e EditionParts),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
     /// The message would say nothing (a digest with nothing new for its reader).
+    #[error("{0}")]
     NothingToSay(String),
-    Failed(String),
+    #[error("the digest's edition is gone")]
+    NoEdition,
+    #[error(transparent)]
+    Failed(#[from] ComposeError),
 }
 
 /// What rendering needs beside the message.
@@ -75,7 +79,7 @@ impl Renderer<'_> {
                 digest_email(links, &edition.shared, to, message_id, reader.name, &token, &digest)
             }
         }
-        .map_err(RenderError::Failed)
+        .map_err(RenderError::from)
     }
 
     /// `message` for `reader` as a person sees it: its subject and parts.
@@ -89,8 +93,7 @@ impl Renderer<'_> {
             Composed::Content(content) => Ok(content),
             Composed::Digest(digest, edition) => {
                 let token = self.tokens.manage_token(reader.id, reader.token_nonce);
-                digest_content(self.links, reader.name, &token, &digest, edition.content.created_at)
-                    .map_err(RenderError::Failed)
+                Ok(digest_content(self.links, reader.name, &token, &digest, edition.content.created_at)?)
             }
         }
     }
@@ -112,7 +115,7 @@ impl Renderer<'_> {
             Message::Welcome(_) => welcome_content(links, reader.name, &manage_token(), &reader.watchlist.to_string()),
             Message::PreferencesLink(_) => preferences_link_content(links, reader.name, &manage_token()),
             Message::Digest(due) => {
-                let edition = edition.ok_or_else(|| RenderError::Failed("the digest's edition is gone".into()))?;
+                let edition = edition.ok_or(RenderError::NoEdition)?;
                 let digest = compose(&edition.content, due);
                 if digest.is_empty() {
                     return Err(RenderError::NothingToSay("nothing new for this reader".into()));
@@ -121,6 +124,6 @@ impl Renderer<'_> {
             }
             Message::Alert(alert) => alert_content(links, reader.name, &manage_token(), alert),
         };
-        content.map(Composed::Content).map_err(RenderError::Failed)
+        Ok(Composed::Content(content?))
     }
 }

@@ -93,7 +93,7 @@ impl TestSender {
         let subject = content.subject.clone();
         let message = content
             .into_message(&self.links, to.as_ref(), self.links.message_id(Uuid::new_v4()))
-            .map_err(TestSendError::Render)?;
+            .map_err(|e| TestSendError::Render(e.to_string()))?;
         let file_stem = format!("{}-test-{}", Utc::now().format("%Y%m%dT%H%M%S%.6f"), Uuid::new_v4().simple());
         let sent = self.mailer.send(message, &file_stem, Arc::new(AlwaysOpen)).await;
         sent.map_err(|e| TestSendError::Refused(e.to_string()))?;
@@ -133,7 +133,7 @@ impl TestSender {
             } else {
                 "there are no stories or quotes yet: push a story or run `tickermail ingest`".into()
             })),
-            Err(RenderError::Failed(reason)) => Err(TestSendError::Render(reason)),
+            Err(error) => Err(TestSendError::Render(error.to_string())),
         }
     }
 

@@ -776,7 +776,7 @@ impl DeliveryWorker {
         match renderer.email(message, reader, edition, &subscriber.email, message_id) {
             Ok(email) => Prepared::Email(email),
             Err(RenderError::NothingToSay(reason)) => Prepared::Suppress(reason),
-            Err(RenderError::Failed(reason)) => Prepared::Fail(reason),
+            Err(error) => Prepared::Fail(error.to_string()),
         }
     }
 }

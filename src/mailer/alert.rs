@@ -1,6 +1,6 @@
 //! The price alert email: bulk mail like the digest, one move per message.
 
-use super::messages::{EmailContent, EmailLinks, render, two_part_templates};
+use super::messages::{ComposeError, EmailContent, EmailLinks, render, two_part_templates};
 use crate::domain::PriceAlert;
 
 /// What both parts of an alert show.
@@ -25,7 +25,7 @@ pub fn alert_content(
     name: &str,
     manage_token: &str,
     alert: &PriceAlert,
-) -> Result<EmailContent, String> {
+) -> Result<EmailContent, ComposeError> {
     let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
     let headline = format!("{} is {} {:.1}% today", alert.symbol, alert.direction, alert.change_percent.abs());
     let as_of = alert.as_of.with_timezone(&links.time_zone).format("%-d %b %Y, %H:%M %Z").to_string();

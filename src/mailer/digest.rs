@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use askama::Template;
 
 use super::Email;
-use super::messages::{EmailContent, EmailLinks, bulk_email_in_pieces, render_with_capacity, two_part_templates};
+use super::messages::{
+    ComposeError, EmailContent, EmailLinks, bulk_email_in_pieces, render_with_capacity, two_part_templates,
+};
 use super::wire::{self, EncodedLines, Piece};
 use crate::domain::{EditionContent, PriceMove, ReaderDigest, Story};
 
@@ -61,7 +63,7 @@ struct StoryBlock {
 }
 
 impl StoryBlock {
-    fn new(links: &EmailLinks, story: &Story) -> Result<Self, String> {
+    fn new(links: &EmailLinks, story: &Story) -> Result<Self, ComposeError> {
         let tickers = story.tickers.join(", ");
         let published = local_time(links, story.published_at, "%-d %b, %H:%M %Z");
         let line_ended = |mut block: String| {
@@ -131,7 +133,7 @@ impl DigestEdition {
         }
     }
 
-    fn story(&self, links: &EmailLinks, story: &Story) -> Result<Cow<'_, StoryBlock>, String> {
+    fn story(&self, links: &EmailLinks, story: &Story) -> Result<Cow<'_, StoryBlock>, ComposeError> {
         match self.stories.get(&story.id) {
             Some(block) => Ok(Cow::Borrowed(block)),
             None => StoryBlock::new(links, story).map(Cow::Owned),
@@ -172,7 +174,7 @@ pub fn digest_email(
     name: &str,
     manage_token: &str,
     digest: &ReaderDigest<'_>,
-) -> Result<Email, String> {
+) -> Result<Email, ComposeError> {
     let blocks = digest.stories.iter().map(|story| edition.story(links, story)).collect::<Result<Vec<_>, _>>()?;
     let marks = vec![STORY_MARK; blocks.len()];
     let marked = render(links, edition, name, manage_token, digest, &marks, &marks)?;
@@ -203,7 +205,7 @@ pub fn digest_content(
     manage_token: &str,
     digest: &ReaderDigest<'_>,
     edition_at: chrono::DateTime<chrono::Utc>,
-) -> Result<EmailContent, String> {
+) -> Result<EmailContent, ComposeError> {
     let edition = DigestEdition::dated(links, edition_at);
     let blocks = digest.stories.iter().map(|story| edition.story(links, story)).collect::<Result<Vec<_>, _>>()?;
     Ok(render_whole(links, &edition, name, manage_token, digest, &blocks)?.into_content())
@@ -217,7 +219,7 @@ fn render_whole(
     manage_token: &str,
     digest: &ReaderDigest<'_>,
     blocks: &[Cow<'_, StoryBlock>],
-) -> Result<RenderedDigest, String> {
+) -> Result<RenderedDigest, ComposeError> {
     let html: Vec<&str> = blocks.iter().map(|block| block.html.as_str()).collect();
     let text: Vec<&str> = blocks.iter().map(|block| block.text.as_str()).collect();
     render(links, edition, name, manage_token, digest, &html, &text)
@@ -245,7 +247,7 @@ fn render(
     digest: &ReaderDigest<'_>,
     stories_html: &[&str],
     stories_text: &[&str],
-) -> Result<RenderedDigest, String> {
+) -> Result<RenderedDigest, ComposeError> {
     let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
     let moves: Vec<Cow<'_, MoveRow>> = digest.moves.iter().map(|m| edition.move_row(links, m)).collect();
     let moves: Vec<&MoveRow> = moves.iter().map(|row| row.as_ref()).collect();

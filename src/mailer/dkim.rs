@@ -29,16 +29,19 @@ impl fmt::Debug for DkimSigner {
     }
 }
 
+/// The key file holds no key we can sign with.
+#[derive(Debug, thiserror::Error)]
+#[error("not an RSA key in PKCS#1 PEM (BEGIN RSA PRIVATE KEY) or an Ed25519 key in base64: {0}")]
+pub struct DkimKeyError(String);
+
 impl DkimSigner {
     /// Reads the key from its file's text; the message says what is wrong.
-    pub fn new(selector: &str, domain: &str, key_text: &str) -> Result<Self, String> {
+    pub fn new(selector: &str, domain: &str, key_text: &str) -> Result<Self, DkimKeyError> {
         let key_text = key_text.trim();
         let algorithm =
             if key_text.starts_with("-----BEGIN") { DkimSigningAlgorithm::Rsa } else { DkimSigningAlgorithm::Ed25519 };
-        let config = |headers: Vec<&'static str>| -> Result<DkimConfig, String> {
-            let key = DkimSigningKey::new(key_text, algorithm).map_err(|e| {
-                format!("not an RSA key in PKCS#1 PEM (BEGIN RSA PRIVATE KEY) or an Ed25519 key in base64: {e}")
-            })?;
+        let config = |headers: Vec<&'static str>| -> Result<DkimConfig, DkimKeyError> {
+            let key = DkimSigningKey::new(key_text, algorithm).map_err(|e| DkimKeyError(e.to_string()))?;
             let headers = headers.iter().map(|name| HeaderName::new_from_ascii_str(name)).collect();
             let canonicalization = DkimCanonicalization {
                 header: DkimCanonicalizationType::Relaxed,

@@ -10,6 +10,17 @@ use super::Email;
 use super::email::Content;
 use super::wire::Piece;
 
+/// Why an email could not be made from its parts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ComposeError {
+    #[error("template error: {0}")]
+    Template(String),
+    #[error("header {0}")]
+    Header(String),
+    #[error("recipient {0}")]
+    Recipient(String),
+}
+
 /// What every email needs to know about the site it comes from.
 #[derive(Debug, Clone)]
 pub struct EmailLinks {
@@ -114,7 +125,7 @@ impl EmailContent {
         Self { subject, text, html, list: Some((list, unsubscribe_url)) }
     }
 
-    pub fn into_message(self, links: &EmailLinks, to: &str, message_id: String) -> Result<Email, String> {
+    pub fn into_message(self, links: &EmailLinks, to: &str, message_id: String) -> Result<Email, ComposeError> {
         let headers = match &self.list {
             Some((list, unsubscribe_url)) => Some(bulk_headers(links, list, unsubscribe_url)?),
             None => None,
@@ -137,7 +148,7 @@ pub fn confirmation_content(
     links: &EmailLinks,
     token: &str,
     expires_at: DateTime<Utc>,
-) -> Result<EmailContent, String> {
+) -> Result<EmailContent, ComposeError> {
     let confirm_url = format!("{}/confirm/{token}", links.base_url);
     let expires = expires_at.format("%A %-d %B %Y, %H:%M UTC").to_string();
     let html = ConfirmationHtml { site_name: &links.site_name, confirm_url: &confirm_url, expires: &expires };
@@ -155,7 +166,7 @@ pub fn welcome_content(
     name: &str,
     manage_token: &str,
     watchlist: &str,
-) -> Result<EmailContent, String> {
+) -> Result<EmailContent, ComposeError> {
     let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
     let html = WelcomeHtml {
         site_name: &links.site_name,
@@ -181,7 +192,11 @@ pub fn welcome_content(
 
 /// A confirmed reader's preferences link, sent when their confirmation link
 /// is used again (transactional: no one-click header).
-pub fn preferences_link_content(links: &EmailLinks, name: &str, manage_token: &str) -> Result<EmailContent, String> {
+pub fn preferences_link_content(
+    links: &EmailLinks,
+    name: &str,
+    manage_token: &str,
+) -> Result<EmailContent, ComposeError> {
     let (preferences_url, unsubscribe_url) = links.manage_urls(manage_token);
     let view = PreferencesLinkView {
         site_name: &links.site_name,
@@ -229,11 +244,11 @@ pub(super) use two_part_templates;
 /// The headers of bulk mail (digests, alerts): RFC 8058 one-click
 /// unsubscribe, and a `List-Id` per list (`Stock News digest
 /// <digest.news.example>`, RFC 2919) so readers can filter each.
-fn bulk_headers(links: &EmailLinks, list: &str, unsubscribe_url: &str) -> Result<Vec<HeaderValue>, String> {
+fn bulk_headers(links: &EmailLinks, list: &str, unsubscribe_url: &str) -> Result<Vec<HeaderValue>, ComposeError> {
     let header = |name: &str, value: String| {
         HeaderName::new_from_ascii(name.to_string())
             .map(|name| HeaderValue::new(name, value))
-            .map_err(|e| format!("header {name}: {e}"))
+            .map_err(|e| ComposeError::Header(format!("{name}: {e}")))
     };
     let phrase: String =
         links.site_name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ' ' || *c == '-').collect();
@@ -244,15 +259,15 @@ fn bulk_headers(links: &EmailLinks, list: &str, unsubscribe_url: &str) -> Result
     ])
 }
 
-pub(super) fn render(template: &impl Template) -> Result<String, String> {
+pub(super) fn render(template: &impl Template) -> Result<String, ComposeError> {
     render_with_capacity(template, 0)
 }
 
 /// Renders into a string of `capacity` bytes to start with, so a long email
 /// is not copied over and over as it grows.
-pub(super) fn render_with_capacity(template: &impl Template, capacity: usize) -> Result<String, String> {
+pub(super) fn render_with_capacity(template: &impl Template, capacity: usize) -> Result<String, ComposeError> {
     let mut rendered = String::with_capacity(capacity);
-    template.render_into(&mut rendered).map_err(|e| format!("template error: {e}"))?;
+    template.render_into(&mut rendered).map_err(|e| ComposeError::Template(e.to_string()))?;
     Ok(rendered)
 }
 
@@ -267,7 +282,7 @@ pub(super) fn bulk_email_in_pieces(
     unsubscribe_url: &str,
     text: &[Piece<'_>],
     html: &[Piece<'_>],
-) -> Result<Email, String> {
+) -> Result<Email, ComposeError> {
     let headers = bulk_headers(links, list, unsubscribe_url)?;
     compose_with_headers(links, to, message_id, subject, Some(headers), text, html)
 }
@@ -282,8 +297,8 @@ fn compose_with_headers(
     bulk_headers: Option<Vec<HeaderValue>>,
     text: &[Piece<'_>],
     html: &[Piece<'_>],
-) -> Result<Email, String> {
-    let to: Mailbox = to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?;
+) -> Result<Email, ComposeError> {
+    let to: Mailbox = to.parse().map_err(|e| ComposeError::Recipient(format!("{to:?}: {e}")))?;
     let bulk = bulk_headers.is_some();
     let subject = subject.to_string();
     let mut headers = vec![

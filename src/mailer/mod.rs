@@ -19,7 +19,9 @@ pub use alert::alert_content;
 pub use digest::{DigestEdition, digest_content, digest_email};
 pub use dkim::DkimSigner;
 pub use email::Email;
-pub use messages::{EmailContent, EmailLinks, confirmation_content, preferences_link_content, welcome_content};
+pub use messages::{
+    ComposeError, EmailContent, EmailLinks, confirmation_content, preferences_link_content, welcome_content,
+};
 
 use crate::config::MailTransportSettings;
 use smtp::SmtpPool;

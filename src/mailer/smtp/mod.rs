@@ -90,7 +90,10 @@ impl SmtpPool {
         Self {
             settings: settings.clone(),
             // RFC 5321 4.1.4: our host name, else an address literal.
-            hello: hostname::get().ok().and_then(|name| name.into_string().ok()).unwrap_or_else(|| "[127.0.0.1]".into()),
+            hello: hostname::get()
+                .ok()
+                .and_then(|name| name.into_string().ok())
+                .unwrap_or_else(|| "[127.0.0.1]".into()),
             credentials,
             tls: TlsConnector::from(Arc::new(tls_config)),
             timeouts,
