@@ -14,6 +14,7 @@ mod feed_safety;
 mod health;
 mod helpers;
 mod invariants;
+mod layers;
 mod lifecycle;
 mod model;
 mod public_api;
