@@ -21,7 +21,7 @@ use super::edition_cache::EditionCache;
 use super::render::{EditionParts, Reader, RenderError, Renderer};
 use crate::config::{ListProtection, Settings};
 use crate::domain::{DigestFrequency, Message, Subscriber, SubscriberStatus};
-use crate::mailer::{EmailLinks, Mailer, Rejection, SendError, SendGate};
+use crate::mailer::{EmailLinks, Mailer, MessageOrigin, Rejection, SendError, SendGate};
 use crate::store::{ClaimedDelivery, ClaimedReader, EditionControl, FinalStatus, Store, StoreError};
 use crate::tokens::TokenKey;
 
@@ -659,15 +659,16 @@ impl DeliveryWorker {
             }
             Prepared::Email(email) => email,
         };
-        let file_stem =
-            format!("{}-{}-{}", Utc::now().format("%Y%m%dT%H%M%S%.6f"), delivery.kind_name, delivery.id.simple());
         tokio::select! {
             biased;
             _ = stop.cancelled() => return (delivery, Disposition::PutBack),
             _ = self.wait_for_rate_limits(&delivery.recipient) => {}
         }
         let lease = Arc::new(DeliveryLease::new(self, &delivery));
-        let send = self.mailer.send(email, &file_stem, lease.clone());
+        // Its own copy of the kind: the delivery is handed back while the send may still hold it.
+        let kind = delivery.kind_name.clone();
+        let origin = MessageOrigin::Delivery { id: delivery.id, kind: &kind };
+        let send = self.mailer.send(email, origin, lease.clone());
         tokio::pin!(send);
         let sent = tokio::select! {
             biased;
