@@ -7,6 +7,7 @@ pub mod digest;
 mod edition_cache;
 pub mod ingest;
 pub mod render;
+mod retry;
 pub mod scheduler;
 pub mod supervise;
 pub mod test_send;

@@ -20,6 +20,7 @@ use uuid::Uuid;
 use super::delivery_outcome::{Disposition, Tally, record};
 use super::edition_cache::EditionCache;
 use super::render::{EditionParts, Reader, RenderError, Renderer};
+use super::retry::RetryPolicy;
 use crate::config::{ListProtection, Settings};
 use crate::domain::{DigestFrequency, Message, Subscriber, SubscriberStatus};
 use crate::mailer::{EmailLinks, Mailer, MessageOrigin, Rejection, SendError, SendGate};
@@ -40,9 +41,6 @@ const RECORD_CHUNK: usize = 64;
 /// How long outcomes are gathered before they are recorded: long enough for
 /// several sends to finish, short against the time a message takes.
 const RECORD_LINGER: Duration = Duration::from_millis(2);
-
-/// The longest wait between two attempts, however many have failed.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(6 * 3600);
 
 /// What a lease must still have left when a send starts, beyond the longest
 /// the send can take: time to record the outcome.
@@ -113,6 +111,7 @@ pub struct DeliveryWorker {
     edition_outcomes: Arc<Mutex<HashMap<Uuid, EditionOutcomes>>>,
     rate: Option<Arc<DefaultDirectRateLimiter>>,
     rate_per_domain: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    retry: RetryPolicy,
 }
 
 /// The deliveries a run has claimed and not yet recorded, by id, with their claim.
@@ -314,6 +313,7 @@ impl DeliveryWorker {
         let rate_per_domain =
             NonZeroU32::new(settings.rate_per_domain).map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n))));
         let editions = Arc::new(EditionCache::new(store.clone(), links.clone()));
+        let retry = RetryPolicy { max_attempts: settings.max_attempts, base: settings.retry_base };
         Self {
             store,
             mailer,
@@ -325,6 +325,7 @@ impl DeliveryWorker {
             edition_outcomes: Arc::default(),
             rate,
             rate_per_domain,
+            retry,
         }
     }
 
@@ -564,8 +565,8 @@ impl DeliveryWorker {
             (Ok(Message::Digest(_)), Some(id)) => match self.editions.parts(id).await {
                 Ok(edition) => edition,
                 Err(error) => {
-                    let disposition = self
-                        .after_send_error(&delivery, SendError::Transient(format!("cannot read the edition: {error}")));
+                    let error = SendError::Transient(format!("cannot read the edition: {error}"));
+                    let disposition = self.retry.after_send_error(delivery.attempts, error);
                     return (delivery, disposition);
                 }
             },
@@ -630,37 +631,14 @@ impl DeliveryWorker {
                     );
                     Disposition::Lost
                 }
-                _ => self.after_send_error(
-                    &delivery,
+                _ => self.retry.after_send_error(
+                    delivery.attempts,
                     SendError::Transient("its lease could not be extended before the send".into()),
                 ),
             },
-            Err(error) => self.after_send_error(&delivery, error),
+            Err(error) => self.retry.after_send_error(delivery.attempts, error),
         };
         (delivery, disposition)
-    }
-
-    fn after_send_error(&self, delivery: &ClaimedDelivery, error: SendError) -> Disposition {
-        let refused = matches!(error, SendError::Unauthorized(_));
-        match error {
-            SendError::Rejected { reply, rejection } => {
-                tracing::warn!(%reply, ?rejection, "delivery rejected permanently");
-                Disposition::Final { status: FinalStatus::Failed, error: reply, rejection: Some(rejection) }
-            }
-            SendError::Transient(reply) | SendError::Unauthorized(reply)
-                if delivery.attempts >= self.settings.max_attempts =>
-            {
-                let reason = format!("gave up after {} attempts: {reply}", delivery.attempts);
-                tracing::warn!(%reason, "delivery failed");
-                Disposition::Final { status: FinalStatus::Failed, error: reason, rejection: None }
-            }
-            SendError::Transient(reply) | SendError::Unauthorized(reply) => {
-                let delay = retry_delay(self.settings.retry_base, delivery.attempts);
-                tracing::warn!(%reply, retry_in_secs = delay.as_secs_f64(), "delivery will be retried");
-                Disposition::Retry { error: reply, retry_at: crate::store::now() + delay, refused }
-            }
-            SendError::NotStarted => Disposition::PutBack,
-        }
     }
 
     /// Waits for `SEND_RATE` and the recipient's domain's `SEND_RATE_PER_DOMAIN`.
@@ -739,14 +717,6 @@ fn suppression(message: &Message, subscriber: &Subscriber, confirmation_ttl: Dur
     }
 }
 
-/// Exponential backoff from `base` (doubling per failed attempt, capped),
-/// with ±20% jitter so retries after an outage do not arrive all at once.
-fn retry_delay(base: Duration, attempts: u32) -> Duration {
-    let exponent = attempts.saturating_sub(1).min(20);
-    let delay = base.saturating_mul(1 << exponent).min(MAX_RETRY_DELAY);
-    delay.mul_f64(rand::random_range(0.8..1.2))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -769,15 +739,5 @@ mod tests {
         assert_eq!(settings(1, 0).claim_limit(), 150);
         assert_eq!(settings(10, 0).claim_limit(), 200);
         assert_eq!(settings(10, 1).claim_limit(), 150);
-    }
-
-    #[test]
-    fn retry_delays_double_with_jitter_and_are_capped() {
-        let base = Duration::from_secs(30);
-        for (attempts, expected) in [(1, 30.0), (2, 60.0), (3, 120.0), (5, 480.0)] {
-            let delay = retry_delay(base, attempts).as_secs_f64();
-            assert!((expected * 0.8..=expected * 1.2).contains(&delay), "attempt {attempts}: {delay}");
-        }
-        assert!(retry_delay(base, 40) <= MAX_RETRY_DELAY.mul_f64(1.2));
     }
 }
