@@ -10,5 +10,6 @@ pub mod render;
 mod retry;
 pub mod scheduler;
 pub mod supervise;
+mod suppression;
 pub mod test_send;
 pub mod worker;

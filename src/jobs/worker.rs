@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -21,8 +20,9 @@ use super::delivery_outcome::{Disposition, Tally, record};
 use super::edition_cache::EditionCache;
 use super::render::{EditionParts, Reader, RenderError, Renderer};
 use super::retry::RetryPolicy;
+use super::suppression::suppression;
 use crate::config::{ListProtection, Settings};
-use crate::domain::{DigestFrequency, Message, Subscriber, SubscriberStatus};
+use crate::domain::Message;
 use crate::mailer::{EmailLinks, Mailer, MessageOrigin, Rejection, SendError, SendGate};
 use crate::store::{ClaimedDelivery, ClaimedReader, EditionControl, FinalStatus, Store, StoreError};
 use crate::tokens::TokenKey;
@@ -682,37 +682,6 @@ impl DeliveryWorker {
             Ok(email) => Prepared::Email(email),
             Err(RenderError::NothingToSay(reason)) => Prepared::Suppress(reason),
             Err(RenderError::Failed(reason)) => Prepared::Fail(reason),
-        }
-    }
-}
-
-/// Why `message` should no longer go to `subscriber`, who may have changed
-/// their mind since it was queued.
-fn suppression(message: &Message, subscriber: &Subscriber, confirmation_ttl: Duration) -> Option<String> {
-    let no_longer = || format!("subscriber is {} now", subscriber.status.as_str());
-    match message {
-        Message::Confirmation(request) => {
-            if subscriber.status != SubscriberStatus::Pending {
-                return Some(no_longer());
-            }
-            (request.issued_at + confirmation_ttl <= Utc::now())
-                .then(|| "the confirmation link expired before it could be sent".into())
-        }
-        Message::Welcome(_) | Message::PreferencesLink(_) => {
-            (subscriber.status != SubscriberStatus::Confirmed).then(no_longer)
-        }
-        Message::Digest(_) => {
-            if subscriber.status != SubscriberStatus::Confirmed {
-                return Some(no_longer());
-            }
-            (subscriber.digest_frequency == DigestFrequency::Never).then(|| "the reader turned the digest off".into())
-        }
-        Message::Alert(alert) => {
-            if subscriber.status != SubscriberStatus::Confirmed || !subscriber.alerts_enabled {
-                return Some("the reader no longer takes alerts".into());
-            }
-            (!subscriber.watchlist.tickers().iter().any(|t| t.as_str() == alert.symbol))
-                .then(|| format!("{} is no longer on the watchlist", alert.symbol))
         }
     }
 }
