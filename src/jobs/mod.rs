@@ -2,6 +2,7 @@
 //! stories and quotes in, and the scheduler that fires periodic jobs.
 
 pub mod alerts;
+mod delivery_lease;
 mod delivery_outcome;
 pub mod digest;
 mod edition_cache;

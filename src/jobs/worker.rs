@@ -5,17 +5,16 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::delivery_lease::{DeliveryLease, HeldLeases, ShutBecause};
 use super::delivery_outcome::{Disposition, Tally, record};
 use super::edition_cache::EditionCache;
 use super::render::{EditionParts, Reader, RenderError, Renderer};
@@ -23,7 +22,7 @@ use super::retry::RetryPolicy;
 use super::suppression::suppression;
 use crate::config::{ListProtection, Settings};
 use crate::domain::Message;
-use crate::mailer::{EmailLinks, Mailer, MessageOrigin, Rejection, SendError, SendGate};
+use crate::mailer::{EmailLinks, Mailer, MessageOrigin, Rejection, SendError};
 use crate::store::{ClaimedDelivery, ClaimedReader, EditionControl, FinalStatus, Store, StoreError};
 use crate::tokens::TokenKey;
 
@@ -41,15 +40,6 @@ const RECORD_CHUNK: usize = 64;
 /// How long outcomes are gathered before they are recorded: long enough for
 /// several sends to finish, short against the time a message takes.
 const RECORD_LINGER: Duration = Duration::from_millis(2);
-
-/// What a lease must still have left when a send starts, beyond the longest
-/// the send can take: time to record the outcome.
-const RECORD_MARGIN: Duration = Duration::from_secs(5);
-
-/// A message that waited longer than this since its reader was read (with
-/// its claim) reads them again before it goes out: an unsubscribe or erasure
-/// meanwhile stops it.
-const READER_MAX_AGE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -114,27 +104,6 @@ pub struct DeliveryWorker {
     retry: RetryPolicy,
 }
 
-/// The deliveries a run has claimed and not yet recorded, by id, with their claim.
-#[derive(Clone, Default)]
-struct Held(Arc<Mutex<HashMap<Uuid, Uuid>>>);
-
-impl Held {
-    fn hold(&self, batch: &[ClaimedDelivery]) {
-        self.0.lock().expect("not poisoned").extend(batch.iter().map(|delivery| (delivery.id, delivery.claim_id)));
-    }
-
-    fn release(&self, recorded: &[(ClaimedDelivery, Disposition)]) {
-        let mut held = self.0.lock().expect("not poisoned");
-        for (delivery, _) in recorded {
-            held.remove(&delivery.id);
-        }
-    }
-
-    fn pairs(&self) -> Vec<(Uuid, Uuid)> {
-        self.0.lock().expect("not poisoned").iter().map(|(id, claim)| (*id, *claim)).collect()
-    }
-}
-
 /// What became of an edition's deliveries, as the list protection counts them.
 #[derive(Debug, Default, Clone, Copy)]
 struct EditionOutcomes {
@@ -149,155 +118,6 @@ enum Prepared {
     Email(crate::mailer::Email),
     Suppress(String),
     Fail(String),
-}
-
-/// A claimed delivery's lease, as the gate its message passes right before
-/// it goes on the wire: the send goes ahead only while the lease covers the
-/// longest it can take (extending the lease first when it would not) and its
-/// edition may send, and never once the lease was lost or the delivery given
-/// back.
-struct DeliveryLease {
-    store: Store,
-    delivery_id: Uuid,
-    claim_id: Uuid,
-    lease: Duration,
-    until: Mutex<Instant>,
-    /// The edition it belongs to, whose pause or cancel holds it back.
-    edition: Option<(Uuid, Arc<EditionCache>)>,
-    /// Its reader, as the claim read them, and the message for them.
-    reader: Option<ReaderCheck>,
-    /// Why the reader, read again, no longer gets the message.
-    suppressed: Mutex<Option<String>>,
-    state: AtomicU8,
-}
-
-/// What a second look at a message's reader needs.
-struct ReaderCheck {
-    subscriber_id: Uuid,
-    message: Message,
-    read_at: Instant,
-    confirmation_ttl: Duration,
-}
-
-impl ReaderCheck {
-    fn stale(&self) -> bool {
-        self.read_at.elapsed() > READER_MAX_AGE
-    }
-}
-
-const WAITING: u8 = 0;
-const ON_THE_WIRE: u8 = 1;
-const GIVEN_BACK: u8 = 2;
-const LOST: u8 = 3;
-/// Its edition was paused or cancelled while it waited for a session.
-const HELD: u8 = 4;
-/// Its reader, read again, no longer gets it (see `suppressed`).
-const SUPPRESSED: u8 = 5;
-
-impl DeliveryLease {
-    fn new(worker: &DeliveryWorker, delivery: &ClaimedDelivery) -> Self {
-        let lease = worker.settings.lease;
-        let reader = match (&delivery.reader, &delivery.message) {
-            (ClaimedReader::Found(subscriber), Ok(message)) => Some(ReaderCheck {
-                subscriber_id: subscriber.id,
-                message: message.clone(),
-                read_at: delivery.lease_until.checked_sub(lease).unwrap_or_else(Instant::now),
-                confirmation_ttl: worker.settings.confirmation_ttl,
-            }),
-            _ => None,
-        };
-        Self {
-            store: worker.store.clone(),
-            delivery_id: delivery.id,
-            claim_id: delivery.claim_id,
-            lease,
-            until: Mutex::new(delivery.lease_until),
-            edition: delivery.edition_id.map(|id| (id, worker.editions.clone())),
-            reader,
-            suppressed: Mutex::default(),
-            state: AtomicU8::new(WAITING),
-        }
-    }
-
-    /// Why the reader, read again because the message waited, no longer gets
-    /// it; `None` when they still do (or cannot be read: it goes ahead, as it would have).
-    async fn reader_declines(&self) -> Option<String> {
-        let check = self.reader.as_ref().filter(|check| check.stale())?;
-        match self.store.subscriber(check.subscriber_id).await {
-            Ok(None) => Some("the subscriber was erased".into()),
-            Ok(Some(subscriber)) => suppression(&check.message, &subscriber, check.confirmation_ttl),
-            Err(error) => {
-                tracing::warn!(%error, "cannot read a reader again before a send; sending");
-                None
-            }
-        }
-    }
-
-    fn until(&self) -> Instant {
-        *self.until.lock().expect("not poisoned")
-    }
-
-    fn covers(&self, longest: Duration) -> bool {
-        Instant::now() + longest + RECORD_MARGIN <= self.until()
-    }
-
-    fn state(&self) -> u8 {
-        self.state.load(Ordering::Acquire)
-    }
-
-    fn enter(&self, state: u8) -> bool {
-        self.state.compare_exchange(WAITING, state, Ordering::AcqRel, Ordering::Acquire).is_ok()
-    }
-
-    /// Takes the delivery back unless it is already on the wire.
-    fn give_back(&self) -> bool {
-        self.enter(GIVEN_BACK)
-    }
-}
-
-impl SendGate for DeliveryLease {
-    fn open(&self, longest: Duration) -> BoxFuture<'_, bool> {
-        Box::pin(async move {
-            if self.state() != WAITING {
-                return false;
-            }
-            if let Some(reason) = self.reader_declines().await {
-                *self.suppressed.lock().expect("not poisoned") = Some(reason);
-                self.enter(SUPPRESSED);
-                return false;
-            }
-            if let Some((id, editions)) = &self.edition
-                && !editions.may_send(*id).await
-            {
-                self.enter(HELD);
-                return false;
-            }
-            if !self.covers(longest) {
-                let asked = Instant::now();
-                match self.store.renew_delivery_lease(self.delivery_id, self.claim_id, self.lease).await {
-                    Ok(true) => *self.until.lock().expect("not poisoned") = asked + self.lease,
-                    Ok(false) => {
-                        self.enter(LOST);
-                        return false;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot extend a delivery's lease; it is not sent now");
-                        return false;
-                    }
-                }
-            }
-            self.covers(longest) && self.enter(ON_THE_WIRE)
-        })
-    }
-
-    fn open_now(&self, longest: Duration) -> bool {
-        let edition_may_send = match &self.edition {
-            Some((id, editions)) => editions.may_send_now(*id) == Some(true),
-            None => true,
-        };
-        let reader_fresh = self.reader.as_ref().is_none_or(|check| !check.stale());
-        self.state() == WAITING && reader_fresh && edition_may_send && self.covers(longest) && self.enter(ON_THE_WIRE)
-    }
 }
 
 impl DeliveryWorker {
@@ -368,8 +188,8 @@ impl DeliveryWorker {
         // slot until its outcome is recorded, so a crash re-sends at most as
         // many messages as there are slots.
         let (outcomes, mut finished) = tokio::sync::mpsc::unbounded_channel();
-        let held = Held::default();
-        let heartbeat = tokio::spawn(self.clone().keep_leases(held.clone()));
+        let held = HeldLeases::default();
+        let heartbeat = tokio::spawn(held.clone().keep(self.store.clone(), self.settings.lease));
         let dispatching = tokio::spawn(self.clone().claim_and_dispatch(stop.clone(), outcomes, held.clone()));
         let mut tally = Tally::default();
         let mut chunk = Vec::with_capacity(RECORD_CHUNK);
@@ -390,7 +210,7 @@ impl DeliveryWorker {
                 tally.count(disposition);
             }
             record(&self.store, self.links.message_domain(), &outcomes, stop).await;
-            held.release(&outcomes);
+            held.release(outcomes.iter().map(|(delivery, _)| delivery));
             self.protect_the_list(&outcomes).await;
             drop(slots);
         }
@@ -485,7 +305,7 @@ impl DeliveryWorker {
         self,
         stop: CancellationToken,
         outcomes: tokio::sync::mpsc::UnboundedSender<(ClaimedDelivery, Disposition, OwnedSemaphorePermit)>,
-        held: Held,
+        held: HeldLeases,
     ) -> Result<usize, StoreError> {
         let limit = self.settings.claim_limit() as usize;
         let slots = Arc::new(Semaphore::new((self.settings.concurrency * RENDER_AHEAD).max(MIN_UNDER_WAY).min(limit)));
@@ -517,22 +337,6 @@ impl DeliveryWorker {
             }
         }
         Ok(claimed)
-    }
-
-    /// Extends the leases of the deliveries this worker holds every quarter
-    /// lease, until it is aborted with the run that started it.
-    async fn keep_leases(self, held: Held) {
-        let every = (self.settings.lease / 4).max(Duration::from_secs(1));
-        loop {
-            tokio::time::sleep(every).await;
-            let pairs = held.pairs();
-            if pairs.is_empty() {
-                continue;
-            }
-            if let Err(error) = self.store.extend_leases(&pairs, self.settings.lease).await {
-                tracing::warn!(%error, held = pairs.len(), "cannot extend the leases of the deliveries under way");
-            }
-        }
     }
 
     /// `process`, with a panic failing that message alone: it is recorded
@@ -591,7 +395,13 @@ impl DeliveryWorker {
             _ = stop.cancelled() => return (delivery, Disposition::PutBack),
             _ = self.wait_for_rate_limits(&delivery.recipient) => {}
         }
-        let lease = Arc::new(DeliveryLease::new(self, &delivery));
+        let lease = Arc::new(DeliveryLease::new(
+            self.store.clone(),
+            &self.editions,
+            &delivery,
+            self.settings.lease,
+            self.settings.confirmation_ttl,
+        ));
         // Its own copy of the kind: the delivery is handed back while the send may still hold it.
         let kind = delivery.kind_name.clone();
         let origin = MessageOrigin::Delivery { id: delivery.id, kind: &kind };
@@ -611,27 +421,26 @@ impl DeliveryWorker {
         delivery.lease_until = lease.until();
         let disposition = match sent {
             Ok(()) => Disposition::Sent,
-            Err(SendError::NotStarted) => match lease.state() {
-                GIVEN_BACK => Disposition::PutBack,
+            Err(SendError::NotStarted) => match lease.shut_because() {
+                ShutBecause::GivenBack => Disposition::PutBack,
                 // It waits for the resume, or is suppressed if cancelled.
-                HELD => {
+                ShutBecause::EditionHeld => {
                     if let Some(id) = delivery.edition_id {
                         self.editions.forget_state(id);
                     }
                     Disposition::PutBack
                 }
-                SUPPRESSED => {
-                    let reason = lease.suppressed.lock().expect("not poisoned").take().unwrap_or_default();
+                ShutBecause::Suppressed(reason) => {
                     tracing::info!(%reason, "delivery suppressed");
                     Disposition::Final { status: FinalStatus::Suppressed, error: reason, rejection: None }
                 }
-                LOST => {
+                ShutBecause::Lost => {
                     tracing::warn!(
                         "a delivery's claim was lost before it was sent (taken over, or taken back by a pause or cancel)"
                     );
                     Disposition::Lost
                 }
-                _ => self.retry.after_send_error(
+                ShutBecause::NotCovered => self.retry.after_send_error(
                     delivery.attempts,
                     SendError::Transient("its lease could not be extended before the send".into()),
                 ),
