@@ -7,6 +7,7 @@ mod delivery_outcome;
 pub mod digest;
 mod edition_cache;
 pub mod ingest;
+mod list_protection;
 pub mod render;
 mod retry;
 pub mod scheduler;

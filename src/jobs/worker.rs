@@ -2,28 +2,27 @@
 //! from the outbox in batches, renders each, sends it, and marks it; a crash
 //! at any point leaves the row to be claimed again when its lease runs out.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::delivery_lease::{DeliveryLease, HeldLeases, ShutBecause};
 use super::delivery_outcome::{Disposition, Tally, record};
 use super::edition_cache::EditionCache;
+use super::list_protection::ListProtector;
 use super::render::{EditionParts, Reader, RenderError, Renderer};
 use super::retry::RetryPolicy;
 use super::suppression::suppression;
 use crate::config::{ListProtection, Settings};
 use crate::domain::Message;
-use crate::mailer::{EmailLinks, Mailer, MessageOrigin, Rejection, SendError};
-use crate::store::{ClaimedDelivery, ClaimedReader, EditionControl, FinalStatus, Store, StoreError};
+use crate::mailer::{EmailLinks, Mailer, MessageOrigin, SendError};
+use crate::store::{ClaimedDelivery, ClaimedReader, FinalStatus, Store, StoreError};
 use crate::tokens::TokenKey;
 
 /// Messages rendered per SMTP session at a time: the next ones are rendered
@@ -97,20 +96,10 @@ pub struct DeliveryWorker {
     settings: WorkerSettings,
     wakeup: Arc<Notify>,
     editions: Arc<EditionCache>,
-    /// How each edition has gone since it started or was last paused.
-    edition_outcomes: Arc<Mutex<HashMap<Uuid, EditionOutcomes>>>,
+    list_protector: Arc<ListProtector>,
     rate: Option<Arc<DefaultDirectRateLimiter>>,
     rate_per_domain: Option<Arc<DefaultKeyedRateLimiter<String>>>,
     retry: RetryPolicy,
-}
-
-/// What became of an edition's deliveries, as the list protection counts them.
-#[derive(Debug, Default, Clone, Copy)]
-struct EditionOutcomes {
-    sent: u64,
-    failed: u64,
-    /// Policy, relay and login refusals since the last send that went through.
-    refusals_in_a_row: u32,
 }
 
 /// What a delivery comes to before it is sent: a message, or a reason not to.
@@ -133,20 +122,9 @@ impl DeliveryWorker {
         let rate_per_domain =
             NonZeroU32::new(settings.rate_per_domain).map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n))));
         let editions = Arc::new(EditionCache::new(store.clone(), links.clone()));
+        let list_protector = Arc::new(ListProtector::new(settings.list_protection, store.clone(), editions.clone()));
         let retry = RetryPolicy { max_attempts: settings.max_attempts, base: settings.retry_base };
-        Self {
-            store,
-            mailer,
-            links,
-            tokens,
-            settings,
-            wakeup,
-            editions,
-            edition_outcomes: Arc::default(),
-            rate,
-            rate_per_domain,
-            retry,
-        }
+        Self { store, mailer, links, tokens, settings, wakeup, editions, list_protector, rate, rate_per_domain, retry }
     }
 
     /// Drains the outbox until `shutdown` is cancelled. Then what is on the
@@ -211,7 +189,7 @@ impl DeliveryWorker {
             }
             record(&self.store, self.links.message_domain(), &outcomes, stop).await;
             held.release(outcomes.iter().map(|(delivery, _)| delivery));
-            self.protect_the_list(&outcomes).await;
+            self.list_protector.protect(&outcomes).await;
             drop(slots);
         }
         heartbeat.abort();
@@ -224,78 +202,6 @@ impl DeliveryWorker {
         }
         tally.report();
         claimed
-    }
-
-    /// Pauses an edition whose permanent failures pass `EDITION_PAUSE_*`: a
-    /// share of what it sent since it started or was resumed, or policy,
-    /// relay or login refusals one after another. A list full of dead
-    /// addresses, or a relay that refuses everything, then costs a few
-    /// messages instead of the whole edition and the sender's name.
-    async fn protect_the_list(&self, outcomes: &[(ClaimedDelivery, Disposition)]) {
-        let protection = self.settings.list_protection;
-        let mut to_pause: Vec<(Uuid, String)> = Vec::new();
-        {
-            let mut editions = self.edition_outcomes.lock().expect("not poisoned");
-            for (delivery, disposition) in outcomes {
-                let Some(edition) = delivery.edition_id else { continue };
-                let counts = editions.entry(edition).or_default();
-                let refusal = match disposition {
-                    Disposition::Sent => {
-                        counts.sent += 1;
-                        counts.refusals_in_a_row = 0;
-                        None
-                    }
-                    Disposition::Final { status: FinalStatus::Failed, error, rejection } => {
-                        counts.failed += 1;
-                        (*rejection == Some(Rejection::Policy)).then_some(error)
-                    }
-                    Disposition::Retry { error, refused: true, .. } => Some(error),
-                    _ => None,
-                };
-                if let Some(error) = refusal {
-                    counts.refusals_in_a_row += 1;
-                    if protection.refusals_in_a_row > 0 && counts.refusals_in_a_row >= protection.refusals_in_a_row {
-                        let reason = format!(
-                            "paused itself after {} policy, relay or authentication refusals in a row (the last: \
-                             {error}); check the SMTP relay's settings and the sender's reputation, then resume",
-                            counts.refusals_in_a_row
-                        );
-                        to_pause.push((edition, reason));
-                        continue;
-                    }
-                }
-                let attempted = counts.sent + counts.failed;
-                if attempted >= u64::from(protection.min_attempts)
-                    && counts.failed as f64 * 100.0 >= protection.failure_percent * attempted as f64
-                {
-                    let reason = format!(
-                        "paused itself: {} of its {attempted} deliveries since it started or was resumed failed \
-                         for good, over the {}% of EDITION_PAUSE_FAILURE_PERCENT; look at the failures below, then \
-                         resume or cancel",
-                        counts.failed, protection.failure_percent
-                    );
-                    to_pause.push((edition, reason));
-                }
-            }
-            // Counting starts again from the pause: a resume gets a fresh chance.
-            for (edition, _) in &to_pause {
-                editions.remove(edition);
-            }
-        }
-        for (edition, reason) in to_pause {
-            self.pause_edition(edition, &reason).await;
-        }
-    }
-
-    async fn pause_edition(&self, edition: Uuid, reason: &str) {
-        match self.store.pause_edition(edition, reason).await {
-            Ok(EditionControl::Done(_)) => {
-                tracing::warn!(%edition, reason, "edition paused to protect the list");
-                self.editions.forget_state(edition);
-            }
-            Ok(_) => {}
-            Err(error) => tracing::error!(%error, %edition, "cannot pause an edition that fails too often"),
-        }
     }
 
     /// Claims batches until none is due or `stop` is cancelled, and starts a
