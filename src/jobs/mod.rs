@@ -11,6 +11,7 @@ mod list_protection;
 pub mod render;
 mod retry;
 pub mod scheduler;
+mod send_rate;
 pub mod supervise;
 mod suppression;
 pub mod test_send;

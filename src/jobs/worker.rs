@@ -2,13 +2,11 @@
 //! from the outbox in batches, renders each, sends it, and marks it; a crash
 //! at any point leaves the row to be claimed again when its lease runs out.
 
-use std::num::NonZeroU32;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +16,7 @@ use super::edition_cache::EditionCache;
 use super::list_protection::ListProtector;
 use super::render::{EditionParts, Reader, RenderError, Renderer};
 use super::retry::RetryPolicy;
+use super::send_rate::SendRate;
 use super::suppression::suppression;
 use crate::config::{ListProtection, Settings};
 use crate::domain::Message;
@@ -97,8 +96,7 @@ pub struct DeliveryWorker {
     wakeup: Arc<Notify>,
     editions: Arc<EditionCache>,
     list_protector: Arc<ListProtector>,
-    rate: Option<Arc<DefaultDirectRateLimiter>>,
-    rate_per_domain: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    send_rate: Arc<SendRate>,
     retry: RetryPolicy,
 }
 
@@ -118,13 +116,11 @@ impl DeliveryWorker {
         settings: WorkerSettings,
         wakeup: Arc<Notify>,
     ) -> Self {
-        let rate = NonZeroU32::new(settings.rate).map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
-        let rate_per_domain =
-            NonZeroU32::new(settings.rate_per_domain).map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n))));
         let editions = Arc::new(EditionCache::new(store.clone(), links.clone()));
         let list_protector = Arc::new(ListProtector::new(settings.list_protection, store.clone(), editions.clone()));
+        let send_rate = Arc::new(SendRate::new(settings.rate, settings.rate_per_domain));
         let retry = RetryPolicy { max_attempts: settings.max_attempts, base: settings.retry_base };
-        Self { store, mailer, links, tokens, settings, wakeup, editions, list_protector, rate, rate_per_domain, retry }
+        Self { store, mailer, links, tokens, settings, wakeup, editions, list_protector, send_rate, retry }
     }
 
     /// Drains the outbox until `shutdown` is cancelled. Then what is on the
@@ -197,9 +193,7 @@ impl DeliveryWorker {
             Ok(claimed) => claimed,
             Err(error) => return Err(StoreError::Unavailable(format!("the dispatching task failed: {error}"))),
         };
-        if let Some(limiter) = &self.rate_per_domain {
-            limiter.retain_recent();
-        }
+        self.send_rate.forget_idle_domains();
         tally.report();
         claimed
     }
@@ -299,7 +293,7 @@ impl DeliveryWorker {
         tokio::select! {
             biased;
             _ = stop.cancelled() => return (delivery, Disposition::PutBack),
-            _ = self.wait_for_rate_limits(&delivery.recipient) => {}
+            _ = self.send_rate.wait_for(&delivery.recipient) => {}
         }
         let lease = Arc::new(DeliveryLease::new(
             self.store.clone(),
@@ -354,17 +348,6 @@ impl DeliveryWorker {
             Err(error) => self.retry.after_send_error(delivery.attempts, error),
         };
         (delivery, disposition)
-    }
-
-    /// Waits for `SEND_RATE` and the recipient's domain's `SEND_RATE_PER_DOMAIN`.
-    async fn wait_for_rate_limits(&self, recipient: &str) {
-        if let Some(limiter) = &self.rate_per_domain {
-            let domain = recipient.rsplit_once('@').map_or(recipient, |(_, domain)| domain).to_ascii_lowercase();
-            limiter.until_key_ready(&domain).await;
-        }
-        if let Some(limiter) = &self.rate {
-            limiter.until_ready().await;
-        }
     }
 
     /// Whether the message should still go to its reader as they are now,
