@@ -1,12 +1,14 @@
 //! The delivery worker: the only code that sends email. It claims due rows
-//! from the outbox in batches, renders each, sends it, and marks it; a crash
-//! at any point leaves the row to be claimed again when its lease runs out.
+//! from the outbox in batches, renders each, sends it, and records what
+//! became of it; a crash at any point leaves the row to be claimed again when
+//! its lease runs out.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -14,13 +16,13 @@ use super::delivery_lease::{DeliveryLease, HeldLeases, ShutBecause};
 use super::delivery_outcome::{Disposition, Tally, record};
 use super::edition_cache::EditionCache;
 use super::list_protection::ListProtector;
-use super::render::{EditionParts, Reader, RenderError, Renderer};
+use super::render::{Reader, RenderError, Renderer};
 use super::retry::RetryPolicy;
 use super::send_rate::SendRate;
 use super::suppression::suppression;
 use crate::config::{ListProtection, Settings};
 use crate::domain::Message;
-use crate::mailer::{EmailLinks, Mailer, MessageOrigin, SendError};
+use crate::mailer::{Email, EmailLinks, Mailer, MessageOrigin, SendError};
 use crate::store::{ClaimedDelivery, ClaimedReader, FinalStatus, Store, StoreError};
 use crate::tokens::TokenKey;
 
@@ -38,6 +40,9 @@ const RECORD_CHUNK: usize = 64;
 /// How long outcomes are gathered before they are recorded: long enough for
 /// several sends to finish, short against the time a message takes.
 const RECORD_LINGER: Duration = Duration::from_millis(2);
+
+/// A finished delivery on its way to be recorded, with the slot it holds until then.
+type Finished = (ClaimedDelivery, Disposition, OwnedSemaphorePermit);
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -100,13 +105,6 @@ pub struct DeliveryWorker {
     retry: RetryPolicy,
 }
 
-/// What a delivery comes to before it is sent: a message, or a reason not to.
-enum Prepared {
-    Email(crate::mailer::Email),
-    Suppress(String),
-    Fail(String),
-}
-
 impl DeliveryWorker {
     pub fn new(
         store: Store,
@@ -161,33 +159,11 @@ impl DeliveryWorker {
         // recorded in chunks of whatever has finished; each delivery holds a
         // slot until its outcome is recorded, so a crash re-sends at most as
         // many messages as there are slots.
-        let (outcomes, mut finished) = tokio::sync::mpsc::unbounded_channel();
+        let (outcomes, finished) = tokio::sync::mpsc::unbounded_channel();
         let held = HeldLeases::default();
         let heartbeat = tokio::spawn(held.clone().keep(self.store.clone(), self.settings.lease));
         let dispatching = tokio::spawn(self.clone().claim_and_dispatch(stop.clone(), outcomes, held.clone()));
-        let mut tally = Tally::default();
-        let mut chunk = Vec::with_capacity(RECORD_CHUNK);
-        while finished.recv_many(&mut chunk, RECORD_CHUNK).await > 0 {
-            // Let a few more finish, so that one statement records them together.
-            let linger = tokio::time::sleep(RECORD_LINGER);
-            tokio::pin!(linger);
-            while chunk.len() < RECORD_CHUNK {
-                let room = RECORD_CHUNK - chunk.len();
-                tokio::select! {
-                    received = finished.recv_many(&mut chunk, room) => if received == 0 { break },
-                    _ = &mut linger => break,
-                }
-            }
-            let (outcomes, slots): (Vec<(ClaimedDelivery, Disposition)>, Vec<OwnedSemaphorePermit>) =
-                chunk.drain(..).map(|(delivery, disposition, slot)| ((delivery, disposition), slot)).unzip();
-            for (_, disposition) in &outcomes {
-                tally.count(disposition);
-            }
-            record(&self.store, self.links.message_domain(), &outcomes, stop).await;
-            held.release(outcomes.iter().map(|(delivery, _)| delivery));
-            self.list_protector.protect(&outcomes).await;
-            drop(slots);
-        }
+        let tally = self.record_as_they_finish(finished, &held, stop).await;
         heartbeat.abort();
         let claimed = match dispatching.await {
             Ok(claimed) => claimed,
@@ -204,7 +180,7 @@ impl DeliveryWorker {
     async fn claim_and_dispatch(
         self,
         stop: CancellationToken,
-        outcomes: tokio::sync::mpsc::UnboundedSender<(ClaimedDelivery, Disposition, OwnedSemaphorePermit)>,
+        outcomes: UnboundedSender<Finished>,
         held: HeldLeases,
     ) -> Result<usize, StoreError> {
         let limit = self.settings.claim_limit() as usize;
@@ -265,53 +241,74 @@ impl DeliveryWorker {
     /// Renders and sends one delivery and says what became of it.
     #[tracing::instrument(name = "delivery", skip_all, fields(id = %delivery.id, kind = %delivery.kind_name, attempt = delivery.attempts))]
     async fn process(&self, mut delivery: ClaimedDelivery, stop: &CancellationToken) -> (ClaimedDelivery, Disposition) {
+        let disposition = match self.render(&delivery).await {
+            Ok(email) => self.send(&mut delivery, email, stop).await,
+            Err(disposition) => disposition,
+        };
+        (delivery, disposition)
+    }
+
+    /// The delivery's email, if it should still go to its reader as they are
+    /// now, or what it comes to instead.
+    async fn render(&self, delivery: &ClaimedDelivery) -> Result<Email, Disposition> {
         let edition = match (&delivery.message, delivery.edition_id) {
-            (Ok(Message::Digest(_)), Some(id)) => match self.editions.parts(id).await {
-                Ok(edition) => edition,
-                Err(error) => {
-                    let error = SendError::Transient(format!("cannot read the edition: {error}"));
-                    let disposition = self.retry.after_send_error(delivery.attempts, error);
-                    return (delivery, disposition);
-                }
-            },
+            (Ok(Message::Digest(_)), Some(id)) => self.editions.parts(id).await.map_err(|error| {
+                let error = SendError::Transient(format!("cannot read the edition: {error}"));
+                self.retry.after_send_error(delivery.attempts, error)
+            })?,
             _ => None,
         };
-        let email = match self.prepare(&delivery, edition.as_deref()) {
-            Prepared::Suppress(reason) => {
-                tracing::info!(%reason, "delivery suppressed");
-                let disposition =
-                    Disposition::Final { status: FinalStatus::Suppressed, error: reason, rejection: None };
-                return (delivery, disposition);
-            }
-            Prepared::Fail(reason) => {
-                tracing::error!(%reason, "delivery cannot be rendered");
-                let disposition = Disposition::Final { status: FinalStatus::Failed, error: reason, rejection: None };
-                return (delivery, disposition);
-            }
-            Prepared::Email(email) => email,
+        // The reader before the message: an erasure empties their messages'
+        // payloads, which would otherwise fail as unreadable instead of being suppressed.
+        let subscriber = match &delivery.reader {
+            ClaimedReader::Found(subscriber) => subscriber,
+            ClaimedReader::Erased => return Err(suppressed("the subscriber was erased".into())),
+            ClaimedReader::Unreadable(reason) => return Err(unrenderable(reason.clone())),
         };
+        let message = delivery.message.as_ref().map_err(|reason| unrenderable(reason.clone()))?;
+        if let Some(reason) = suppression(message, subscriber, self.settings.confirmation_ttl) {
+            return Err(suppressed(reason));
+        }
+        let renderer =
+            Renderer { links: &self.links, tokens: &self.tokens, confirmation_ttl: self.settings.confirmation_ttl };
+        let reader = Reader {
+            id: subscriber.id,
+            name: &subscriber.name,
+            token_nonce: &subscriber.token_nonce,
+            watchlist: &subscriber.watchlist,
+        };
+        let message_id = self.links.message_id(delivery.id);
+        renderer.email(message, reader, edition.as_deref(), &subscriber.email, message_id).map_err(
+            |error| match error {
+                RenderError::NothingToSay(reason) => suppressed(reason),
+                RenderError::Failed(reason) => unrenderable(reason),
+            },
+        )
+    }
+
+    /// Sends a rendered delivery once the rate limits and its lease let it,
+    /// and says what became of it.
+    async fn send(&self, delivery: &mut ClaimedDelivery, email: Email, stop: &CancellationToken) -> Disposition {
         tokio::select! {
             biased;
-            _ = stop.cancelled() => return (delivery, Disposition::PutBack),
+            _ = stop.cancelled() => return Disposition::PutBack,
             _ = self.send_rate.wait_for(&delivery.recipient) => {}
         }
         let lease = Arc::new(DeliveryLease::new(
             self.store.clone(),
             &self.editions,
-            &delivery,
+            delivery,
             self.settings.lease,
             self.settings.confirmation_ttl,
         ));
-        // Its own copy of the kind: the delivery is handed back while the send may still hold it.
-        let kind = delivery.kind_name.clone();
-        let origin = MessageOrigin::Delivery { id: delivery.id, kind: &kind };
+        let origin = MessageOrigin::Delivery { id: delivery.id, kind: &delivery.kind_name };
         let send = self.mailer.send(email, origin, lease.clone());
         tokio::pin!(send);
         let sent = tokio::select! {
             biased;
             _ = stop.cancelled() => {
                 if lease.give_back() {
-                    return (delivery, Disposition::PutBack);
+                    return Disposition::PutBack;
                 }
                 // On the wire: it is finished, and recorded.
                 send.await
@@ -319,7 +316,7 @@ impl DeliveryWorker {
             sent = &mut send => sent,
         };
         delivery.lease_until = lease.until();
-        let disposition = match sent {
+        match sent {
             Ok(()) => Disposition::Sent,
             Err(SendError::NotStarted) => match lease.shut_because() {
                 ShutBecause::GivenBack => Disposition::PutBack,
@@ -330,10 +327,7 @@ impl DeliveryWorker {
                     }
                     Disposition::PutBack
                 }
-                ShutBecause::Suppressed(reason) => {
-                    tracing::info!(%reason, "delivery suppressed");
-                    Disposition::Final { status: FinalStatus::Suppressed, error: reason, rejection: None }
-                }
+                ShutBecause::Suppressed(reason) => suppressed(reason),
                 ShutBecause::Lost => {
                     tracing::warn!(
                         "a delivery's claim was lost before it was sent (taken over, or taken back by a pause or cancel)"
@@ -346,42 +340,55 @@ impl DeliveryWorker {
                 ),
             },
             Err(error) => self.retry.after_send_error(delivery.attempts, error),
-        };
-        (delivery, disposition)
+        }
     }
 
-    /// Whether the message should still go to its reader as they are now,
-    /// and if so, the message rendered.
-    fn prepare(&self, delivery: &ClaimedDelivery, edition: Option<&EditionParts>) -> Prepared {
-        // The reader first: an erasure empties their messages' payloads,
-        // which would otherwise fail as unreadable instead of being suppressed.
-        let subscriber = match &delivery.reader {
-            ClaimedReader::Found(subscriber) => subscriber,
-            ClaimedReader::Erased => return Prepared::Suppress("the subscriber was erased".into()),
-            ClaimedReader::Unreadable(reason) => return Prepared::Fail(reason.clone()),
-        };
-        let message = match &delivery.message {
-            Ok(message) => message,
-            Err(reason) => return Prepared::Fail(reason.clone()),
-        };
-        if let Some(reason) = suppression(message, subscriber, self.settings.confirmation_ttl) {
-            return Prepared::Suppress(reason);
+    /// Records outcomes as the sends finish, in chunks of whatever has
+    /// finished, then lets the list protection see them; each delivery keeps
+    /// its slot until its outcome is recorded.
+    async fn record_as_they_finish(
+        &self,
+        mut finished: UnboundedReceiver<Finished>,
+        held: &HeldLeases,
+        stop: &CancellationToken,
+    ) -> Tally {
+        let mut tally = Tally::default();
+        let mut chunk = Vec::with_capacity(RECORD_CHUNK);
+        while finished.recv_many(&mut chunk, RECORD_CHUNK).await > 0 {
+            // Let a few more finish, so that one statement records them together.
+            let linger = tokio::time::sleep(RECORD_LINGER);
+            tokio::pin!(linger);
+            while chunk.len() < RECORD_CHUNK {
+                let room = RECORD_CHUNK - chunk.len();
+                tokio::select! {
+                    received = finished.recv_many(&mut chunk, room) => if received == 0 { break },
+                    _ = &mut linger => break,
+                }
+            }
+            let (outcomes, slots): (Vec<(ClaimedDelivery, Disposition)>, Vec<OwnedSemaphorePermit>) =
+                chunk.drain(..).map(|(delivery, disposition, slot)| ((delivery, disposition), slot)).unzip();
+            for (_, disposition) in &outcomes {
+                tally.count(disposition);
+            }
+            record(&self.store, self.links.message_domain(), &outcomes, stop).await;
+            held.release(outcomes.iter().map(|(delivery, _)| delivery));
+            self.list_protector.protect(&outcomes).await;
+            drop(slots);
         }
-        let renderer =
-            Renderer { links: &self.links, tokens: &self.tokens, confirmation_ttl: self.settings.confirmation_ttl };
-        let reader = Reader {
-            id: subscriber.id,
-            name: &subscriber.name,
-            token_nonce: &subscriber.token_nonce,
-            watchlist: &subscriber.watchlist,
-        };
-        let message_id = self.links.message_id(delivery.id);
-        match renderer.email(message, reader, edition, &subscriber.email, message_id) {
-            Ok(email) => Prepared::Email(email),
-            Err(RenderError::NothingToSay(reason)) => Prepared::Suppress(reason),
-            Err(RenderError::Failed(reason)) => Prepared::Fail(reason),
-        }
+        tally
     }
+}
+
+/// A delivery its reader no longer gets, for `reason`.
+fn suppressed(reason: String) -> Disposition {
+    tracing::info!(%reason, "delivery suppressed");
+    Disposition::Final { status: FinalStatus::Suppressed, error: reason, rejection: None }
+}
+
+/// A delivery that cannot become an email, for `reason`.
+fn unrenderable(reason: String) -> Disposition {
+    tracing::error!(%reason, "delivery cannot be rendered");
+    Disposition::Final { status: FinalStatus::Failed, error: reason, rejection: None }
 }
 
 #[cfg(test)]
