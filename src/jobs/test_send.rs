@@ -94,8 +94,7 @@ impl TestSender {
         let message = content
             .into_message(&self.links, to.as_ref(), self.links.message_id(Uuid::new_v4()))
             .map_err(|e| TestSendError::Render(e.to_string()))?;
-        let file_stem = format!("{}-test-{}", Utc::now().format("%Y%m%dT%H%M%S%.6f"), Uuid::new_v4().simple());
-        let sent = self.mailer.send(message, &file_stem, Arc::new(AlwaysOpen)).await;
+        let sent = self.mailer.send(message, crate::mailer::MessageOrigin::TEST_SEND, Arc::new(AlwaysOpen)).await;
         sent.map_err(|e| TestSendError::Refused(e.to_string()))?;
         Ok(subject)
     }

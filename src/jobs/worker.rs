@@ -1,28 +1,29 @@
 //! The delivery worker: the only code that sends email. It claims due rows
-//! from the outbox in batches, renders each, sends it, and marks it; a crash
-//! at any point leaves the row to be claimed again when its lease runs out.
+//! from the outbox in batches, renders each, sends it, and records what
+//! became of it; a crash at any point leaves the row to be claimed again when
+//! its lease runs out.
 
-use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::Utc;
 use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
+use super::delivery_lease::{DeliveryLease, HeldLeases, ShutBecause};
+use super::delivery_outcome::{Disposition, Tally, record};
 use super::edition_cache::EditionCache;
-use super::render::{EditionParts, Reader, RenderError, Renderer};
+use super::list_protection::ListProtector;
+use super::render::{Reader, RenderError, Renderer};
+use super::retry::RetryPolicy;
+use super::send_rate::SendRate;
+use super::suppression::suppression;
 use crate::config::{ListProtection, Settings};
-use crate::domain::{DigestFrequency, Message, Subscriber, SubscriberStatus};
-use crate::mailer::{EmailLinks, Mailer, Rejection, SendError, SendGate};
-use crate::store::{ClaimedDelivery, ClaimedReader, EditionControl, FinalStatus, Store, StoreError};
+use crate::domain::Message;
+use crate::mailer::{Email, EmailLinks, Mailer, MessageOrigin, SendError};
+use crate::store::{ClaimedDelivery, ClaimedReader, FinalStatus, Store, StoreError};
 use crate::tokens::TokenKey;
 
 /// Messages rendered per SMTP session at a time: the next ones are rendered
@@ -40,21 +41,8 @@ const RECORD_CHUNK: usize = 64;
 /// several sends to finish, short against the time a message takes.
 const RECORD_LINGER: Duration = Duration::from_millis(2);
 
-/// The longest wait between two attempts, however many have failed.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(6 * 3600);
-
-/// What a lease must still have left when a send starts, beyond the longest
-/// the send can take: time to record the outcome.
-const RECORD_MARGIN: Duration = Duration::from_secs(5);
-
-/// A message that waited longer than this since its reader was read (with
-/// its claim) reads them again before it goes out: an unsubscribe or erasure
-/// meanwhile stops it.
-const READER_MAX_AGE: Duration = Duration::from_secs(2);
-
-/// A failed recording is tried again after this, doubling up to `MAX_RECORD_RETRY_DELAY`.
-const RECORD_RETRY_DELAY: Duration = Duration::from_millis(50);
-const MAX_RECORD_RETRY_DELAY: Duration = Duration::from_secs(2);
+/// A finished delivery on its way to be recorded, with the slot it holds until then.
+type Finished = (ClaimedDelivery, Disposition, OwnedSemaphorePermit);
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -112,218 +100,9 @@ pub struct DeliveryWorker {
     settings: WorkerSettings,
     wakeup: Arc<Notify>,
     editions: Arc<EditionCache>,
-    /// How each edition has gone since it started or was last paused.
-    edition_outcomes: Arc<Mutex<HashMap<Uuid, EditionOutcomes>>>,
-    rate: Option<Arc<DefaultDirectRateLimiter>>,
-    rate_per_domain: Option<Arc<DefaultKeyedRateLimiter<String>>>,
-}
-
-/// The deliveries a run has claimed and not yet recorded, by id, with their claim.
-#[derive(Clone, Default)]
-struct Held(Arc<Mutex<HashMap<Uuid, Uuid>>>);
-
-impl Held {
-    fn hold(&self, batch: &[ClaimedDelivery]) {
-        self.0.lock().expect("not poisoned").extend(batch.iter().map(|delivery| (delivery.id, delivery.claim_id)));
-    }
-
-    fn release(&self, recorded: &[(ClaimedDelivery, Disposition)]) {
-        let mut held = self.0.lock().expect("not poisoned");
-        for (delivery, _) in recorded {
-            held.remove(&delivery.id);
-        }
-    }
-
-    fn pairs(&self) -> Vec<(Uuid, Uuid)> {
-        self.0.lock().expect("not poisoned").iter().map(|(id, claim)| (*id, *claim)).collect()
-    }
-}
-
-/// What became of an edition's deliveries, as the list protection counts them.
-#[derive(Debug, Default, Clone, Copy)]
-struct EditionOutcomes {
-    sent: u64,
-    failed: u64,
-    /// Policy, relay and login refusals since the last send that went through.
-    refusals_in_a_row: u32,
-}
-
-/// What became of one claimed delivery, to be recorded.
-#[derive(Debug)]
-enum Disposition {
-    Sent,
-    Retry {
-        error: String,
-        retry_at: chrono::DateTime<Utc>,
-        /// The server refused our login or sender: it counts as a refusal.
-        refused: bool,
-    },
-    /// Not tried, and back in the queue without using an attempt: its
-    /// edition is paused or cancelled, or the worker is stopping.
-    PutBack,
-    Final {
-        status: FinalStatus,
-        error: String,
-        rejection: Option<Rejection>,
-    },
-    /// Its claim was lost before it was sent: it is another worker's now.
-    Lost,
-}
-
-/// What a delivery comes to before it is sent: a message, or a reason not to.
-enum Prepared {
-    Email(crate::mailer::Email),
-    Suppress(String),
-    Fail(String),
-}
-
-/// A claimed delivery's lease, as the gate its message passes right before
-/// it goes on the wire: the send goes ahead only while the lease covers the
-/// longest it can take (extending the lease first when it would not) and its
-/// edition may send, and never once the lease was lost or the delivery given
-/// back.
-struct DeliveryLease {
-    store: Store,
-    delivery_id: Uuid,
-    claim_id: Uuid,
-    lease: Duration,
-    until: Mutex<Instant>,
-    /// The edition it belongs to, whose pause or cancel holds it back.
-    edition: Option<(Uuid, Arc<EditionCache>)>,
-    /// Its reader, as the claim read them, and the message for them.
-    reader: Option<ReaderCheck>,
-    /// Why the reader, read again, no longer gets the message.
-    suppressed: Mutex<Option<String>>,
-    state: AtomicU8,
-}
-
-/// What a second look at a message's reader needs.
-struct ReaderCheck {
-    subscriber_id: Uuid,
-    message: Message,
-    read_at: Instant,
-    confirmation_ttl: Duration,
-}
-
-impl ReaderCheck {
-    fn stale(&self) -> bool {
-        self.read_at.elapsed() > READER_MAX_AGE
-    }
-}
-
-const WAITING: u8 = 0;
-const ON_THE_WIRE: u8 = 1;
-const GIVEN_BACK: u8 = 2;
-const LOST: u8 = 3;
-/// Its edition was paused or cancelled while it waited for a session.
-const HELD: u8 = 4;
-/// Its reader, read again, no longer gets it (see `suppressed`).
-const SUPPRESSED: u8 = 5;
-
-impl DeliveryLease {
-    fn new(worker: &DeliveryWorker, delivery: &ClaimedDelivery) -> Self {
-        let lease = worker.settings.lease;
-        let reader = match (&delivery.reader, &delivery.message) {
-            (ClaimedReader::Found(subscriber), Ok(message)) => Some(ReaderCheck {
-                subscriber_id: subscriber.id,
-                message: message.clone(),
-                read_at: delivery.lease_until.checked_sub(lease).unwrap_or_else(Instant::now),
-                confirmation_ttl: worker.settings.confirmation_ttl,
-            }),
-            _ => None,
-        };
-        Self {
-            store: worker.store.clone(),
-            delivery_id: delivery.id,
-            claim_id: delivery.claim_id,
-            lease,
-            until: Mutex::new(delivery.lease_until),
-            edition: delivery.edition_id.map(|id| (id, worker.editions.clone())),
-            reader,
-            suppressed: Mutex::default(),
-            state: AtomicU8::new(WAITING),
-        }
-    }
-
-    /// Why the reader, read again because the message waited, no longer gets
-    /// it; `None` when they still do (or cannot be read: it goes ahead, as it would have).
-    async fn reader_declines(&self) -> Option<String> {
-        let check = self.reader.as_ref().filter(|check| check.stale())?;
-        match self.store.subscriber(check.subscriber_id).await {
-            Ok(None) => Some("the subscriber was erased".into()),
-            Ok(Some(subscriber)) => suppression(&check.message, &subscriber, check.confirmation_ttl),
-            Err(error) => {
-                tracing::warn!(%error, "cannot read a reader again before a send; sending");
-                None
-            }
-        }
-    }
-
-    fn until(&self) -> Instant {
-        *self.until.lock().expect("not poisoned")
-    }
-
-    fn covers(&self, longest: Duration) -> bool {
-        Instant::now() + longest + RECORD_MARGIN <= self.until()
-    }
-
-    fn state(&self) -> u8 {
-        self.state.load(Ordering::Acquire)
-    }
-
-    fn enter(&self, state: u8) -> bool {
-        self.state.compare_exchange(WAITING, state, Ordering::AcqRel, Ordering::Acquire).is_ok()
-    }
-
-    /// Takes the delivery back unless it is already on the wire.
-    fn give_back(&self) -> bool {
-        self.enter(GIVEN_BACK)
-    }
-}
-
-impl SendGate for DeliveryLease {
-    fn open(&self, longest: Duration) -> BoxFuture<'_, bool> {
-        Box::pin(async move {
-            if self.state() != WAITING {
-                return false;
-            }
-            if let Some(reason) = self.reader_declines().await {
-                *self.suppressed.lock().expect("not poisoned") = Some(reason);
-                self.enter(SUPPRESSED);
-                return false;
-            }
-            if let Some((id, editions)) = &self.edition
-                && !editions.may_send(*id).await
-            {
-                self.enter(HELD);
-                return false;
-            }
-            if !self.covers(longest) {
-                let asked = Instant::now();
-                match self.store.renew_delivery_lease(self.delivery_id, self.claim_id, self.lease).await {
-                    Ok(true) => *self.until.lock().expect("not poisoned") = asked + self.lease,
-                    Ok(false) => {
-                        self.enter(LOST);
-                        return false;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot extend a delivery's lease; it is not sent now");
-                        return false;
-                    }
-                }
-            }
-            self.covers(longest) && self.enter(ON_THE_WIRE)
-        })
-    }
-
-    fn open_now(&self, longest: Duration) -> bool {
-        let edition_may_send = match &self.edition {
-            Some((id, editions)) => editions.may_send_now(*id) == Some(true),
-            None => true,
-        };
-        let reader_fresh = self.reader.as_ref().is_none_or(|check| !check.stale());
-        self.state() == WAITING && reader_fresh && edition_may_send && self.covers(longest) && self.enter(ON_THE_WIRE)
-    }
+    list_protector: Arc<ListProtector>,
+    send_rate: Arc<SendRate>,
+    retry: RetryPolicy,
 }
 
 impl DeliveryWorker {
@@ -335,22 +114,11 @@ impl DeliveryWorker {
         settings: WorkerSettings,
         wakeup: Arc<Notify>,
     ) -> Self {
-        let rate = NonZeroU32::new(settings.rate).map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
-        let rate_per_domain =
-            NonZeroU32::new(settings.rate_per_domain).map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n))));
         let editions = Arc::new(EditionCache::new(store.clone(), links.clone()));
-        Self {
-            store,
-            mailer,
-            links,
-            tokens,
-            settings,
-            wakeup,
-            editions,
-            edition_outcomes: Arc::default(),
-            rate,
-            rate_per_domain,
-        }
+        let list_protector = Arc::new(ListProtector::new(settings.list_protection, store.clone(), editions.clone()));
+        let send_rate = Arc::new(SendRate::new(settings.rate, settings.rate_per_domain));
+        let retry = RetryPolicy { max_attempts: settings.max_attempts, base: settings.retry_base };
+        Self { store, mailer, links, tokens, settings, wakeup, editions, list_protector, send_rate, retry }
     }
 
     /// Drains the outbox until `shutdown` is cancelled. Then what is on the
@@ -391,164 +159,19 @@ impl DeliveryWorker {
         // recorded in chunks of whatever has finished; each delivery holds a
         // slot until its outcome is recorded, so a crash re-sends at most as
         // many messages as there are slots.
-        let (outcomes, mut finished) = tokio::sync::mpsc::unbounded_channel();
-        let held = Held::default();
-        let heartbeat = tokio::spawn(self.clone().keep_leases(held.clone()));
+        let (outcomes, finished) = tokio::sync::mpsc::unbounded_channel();
+        let held = HeldLeases::default();
+        let heartbeat = tokio::spawn(held.clone().keep(self.store.clone(), self.settings.lease));
         let dispatching = tokio::spawn(self.clone().claim_and_dispatch(stop.clone(), outcomes, held.clone()));
-        let mut tally = Tally::default();
-        let mut chunk = Vec::with_capacity(RECORD_CHUNK);
-        while finished.recv_many(&mut chunk, RECORD_CHUNK).await > 0 {
-            // Let a few more finish, so that one statement records them together.
-            let linger = tokio::time::sleep(RECORD_LINGER);
-            tokio::pin!(linger);
-            while chunk.len() < RECORD_CHUNK {
-                let room = RECORD_CHUNK - chunk.len();
-                tokio::select! {
-                    received = finished.recv_many(&mut chunk, room) => if received == 0 { break },
-                    _ = &mut linger => break,
-                }
-            }
-            let (outcomes, slots): (Vec<(ClaimedDelivery, Disposition)>, Vec<OwnedSemaphorePermit>) =
-                chunk.drain(..).map(|(delivery, disposition, slot)| ((delivery, disposition), slot)).unzip();
-            for (_, disposition) in &outcomes {
-                tally.count(disposition);
-            }
-            self.record(&outcomes, stop).await;
-            held.release(&outcomes);
-            self.protect_the_list(&outcomes).await;
-            drop(slots);
-        }
+        let tally = self.record_as_they_finish(finished, &held, stop).await;
         heartbeat.abort();
         let claimed = match dispatching.await {
             Ok(claimed) => claimed,
             Err(error) => return Err(StoreError::Unavailable(format!("the dispatching task failed: {error}"))),
         };
-        if let Some(limiter) = &self.rate_per_domain {
-            limiter.retain_recent();
-        }
-        if tally.total() > 0 {
-            tracing::info!(
-                sent = tally.sent,
-                retry = tally.retry,
-                put_back = tally.put_back,
-                failed = tally.failed,
-                suppressed = tally.suppressed,
-                lost = tally.lost,
-                "deliveries done"
-            );
-        }
+        self.send_rate.forget_idle_domains();
+        tally.report();
         claimed
-    }
-
-    /// Records what became of each delivery of a chunk: the sent ones of a
-    /// claim in one statement, the others one by one. A recording that fails
-    /// is tried again, the deliveries keeping their slots, until it takes;
-    /// only a worker told to stop gives up, once their lease has run out.
-    async fn record(&self, outcomes: &[(ClaimedDelivery, Disposition)], stop: &CancellationToken) {
-        // Sent deliveries by claim: a chunk may straddle two batches.
-        let mut sent: Vec<(Uuid, Instant, Vec<Uuid>)> = Vec::new();
-        for (delivery, disposition) in outcomes {
-            let until = delivery.lease_until;
-            let recorded = match disposition {
-                Disposition::Sent => {
-                    match sent.iter_mut().find(|(claim_id, ..)| *claim_id == delivery.claim_id) {
-                        Some((_, earliest, ids)) => {
-                            *earliest = (*earliest).min(until);
-                            ids.push(delivery.id);
-                        }
-                        None => sent.push((delivery.claim_id, until, vec![delivery.id])),
-                    }
-                    continue;
-                }
-                Disposition::Lost => continue,
-                Disposition::Retry { error, retry_at, .. } => {
-                    retrying(stop, until, || self.store.mark_delivery_retry(delivery, error, *retry_at)).await
-                }
-                Disposition::PutBack => retrying(stop, until, || self.store.defer_delivery(delivery)).await,
-                Disposition::Final { status, error, rejection } => {
-                    let bounce = *rejection == Some(Rejection::MailboxUnknown);
-                    retrying(stop, until, || self.store.mark_delivery_final(delivery, *status, error, bounce)).await
-                }
-            };
-            report_recorded(recorded.map(u64::from), 1);
-        }
-        for (claim_id, until, ids) in sent {
-            let domain = self.links.message_domain();
-            let marked = retrying(stop, until, || self.store.mark_deliveries_sent(claim_id, &ids, domain)).await;
-            report_recorded(marked, ids.len());
-        }
-    }
-
-    /// Pauses an edition whose permanent failures pass `EDITION_PAUSE_*`: a
-    /// share of what it sent since it started or was resumed, or policy,
-    /// relay or login refusals one after another. A list full of dead
-    /// addresses, or a relay that refuses everything, then costs a few
-    /// messages instead of the whole edition and the sender's name.
-    async fn protect_the_list(&self, outcomes: &[(ClaimedDelivery, Disposition)]) {
-        let protection = self.settings.list_protection;
-        let mut to_pause: Vec<(Uuid, String)> = Vec::new();
-        {
-            let mut editions = self.edition_outcomes.lock().expect("not poisoned");
-            for (delivery, disposition) in outcomes {
-                let Some(edition) = delivery.edition_id else { continue };
-                let counts = editions.entry(edition).or_default();
-                let refusal = match disposition {
-                    Disposition::Sent => {
-                        counts.sent += 1;
-                        counts.refusals_in_a_row = 0;
-                        None
-                    }
-                    Disposition::Final { status: FinalStatus::Failed, error, rejection } => {
-                        counts.failed += 1;
-                        (*rejection == Some(Rejection::Policy)).then_some(error)
-                    }
-                    Disposition::Retry { error, refused: true, .. } => Some(error),
-                    _ => None,
-                };
-                if let Some(error) = refusal {
-                    counts.refusals_in_a_row += 1;
-                    if protection.refusals_in_a_row > 0 && counts.refusals_in_a_row >= protection.refusals_in_a_row {
-                        let reason = format!(
-                            "paused itself after {} policy, relay or authentication refusals in a row (the last: \
-                             {error}); check the SMTP relay's settings and the sender's reputation, then resume",
-                            counts.refusals_in_a_row
-                        );
-                        to_pause.push((edition, reason));
-                        continue;
-                    }
-                }
-                let attempted = counts.sent + counts.failed;
-                if attempted >= u64::from(protection.min_attempts)
-                    && counts.failed as f64 * 100.0 >= protection.failure_percent * attempted as f64
-                {
-                    let reason = format!(
-                        "paused itself: {} of its {attempted} deliveries since it started or was resumed failed \
-                         for good, over the {}% of EDITION_PAUSE_FAILURE_PERCENT; look at the failures below, then \
-                         resume or cancel",
-                        counts.failed, protection.failure_percent
-                    );
-                    to_pause.push((edition, reason));
-                }
-            }
-            // Counting starts again from the pause: a resume gets a fresh chance.
-            for (edition, _) in &to_pause {
-                editions.remove(edition);
-            }
-        }
-        for (edition, reason) in to_pause {
-            self.pause_edition(edition, &reason).await;
-        }
-    }
-
-    async fn pause_edition(&self, edition: Uuid, reason: &str) {
-        match self.store.pause_edition(edition, reason).await {
-            Ok(EditionControl::Done(_)) => {
-                tracing::warn!(%edition, reason, "edition paused to protect the list");
-                self.editions.forget_state(edition);
-            }
-            Ok(_) => {}
-            Err(error) => tracing::error!(%error, %edition, "cannot pause an edition that fails too often"),
-        }
     }
 
     /// Claims batches until none is due or `stop` is cancelled, and starts a
@@ -557,8 +180,8 @@ impl DeliveryWorker {
     async fn claim_and_dispatch(
         self,
         stop: CancellationToken,
-        outcomes: tokio::sync::mpsc::UnboundedSender<(ClaimedDelivery, Disposition, OwnedSemaphorePermit)>,
-        held: Held,
+        outcomes: UnboundedSender<Finished>,
+        held: HeldLeases,
     ) -> Result<usize, StoreError> {
         let limit = self.settings.claim_limit() as usize;
         let slots = Arc::new(Semaphore::new((self.settings.concurrency * RENDER_AHEAD).max(MIN_UNDER_WAY).min(limit)));
@@ -592,22 +215,6 @@ impl DeliveryWorker {
         Ok(claimed)
     }
 
-    /// Extends the leases of the deliveries this worker holds every quarter
-    /// lease, until it is aborted with the run that started it.
-    async fn keep_leases(self, held: Held) {
-        let every = (self.settings.lease / 4).max(Duration::from_secs(1));
-        loop {
-            tokio::time::sleep(every).await;
-            let pairs = held.pairs();
-            if pairs.is_empty() {
-                continue;
-            }
-            if let Err(error) = self.store.extend_leases(&pairs, self.settings.lease).await {
-                tracing::warn!(%error, held = pairs.len(), "cannot extend the leases of the deliveries under way");
-            }
-        }
-    }
-
     /// `process`, with a panic failing that message alone: it is recorded
     /// as failed, and its batch goes on.
     async fn process_guarded(
@@ -634,135 +241,33 @@ impl DeliveryWorker {
     /// Renders and sends one delivery and says what became of it.
     #[tracing::instrument(name = "delivery", skip_all, fields(id = %delivery.id, kind = %delivery.kind_name, attempt = delivery.attempts))]
     async fn process(&self, mut delivery: ClaimedDelivery, stop: &CancellationToken) -> (ClaimedDelivery, Disposition) {
-        let edition = match (&delivery.message, delivery.edition_id) {
-            (Ok(Message::Digest(_)), Some(id)) => match self.editions.parts(id).await {
-                Ok(edition) => edition,
-                Err(error) => {
-                    let disposition = self
-                        .after_send_error(&delivery, SendError::Transient(format!("cannot read the edition: {error}")));
-                    return (delivery, disposition);
-                }
-            },
-            _ => None,
-        };
-        let email = match self.prepare(&delivery, edition.as_deref()) {
-            Prepared::Suppress(reason) => {
-                tracing::info!(%reason, "delivery suppressed");
-                let disposition =
-                    Disposition::Final { status: FinalStatus::Suppressed, error: reason, rejection: None };
-                return (delivery, disposition);
-            }
-            Prepared::Fail(reason) => {
-                tracing::error!(%reason, "delivery cannot be rendered");
-                let disposition = Disposition::Final { status: FinalStatus::Failed, error: reason, rejection: None };
-                return (delivery, disposition);
-            }
-            Prepared::Email(email) => email,
-        };
-        let file_stem =
-            format!("{}-{}-{}", Utc::now().format("%Y%m%dT%H%M%S%.6f"), delivery.kind_name, delivery.id.simple());
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => return (delivery, Disposition::PutBack),
-            _ = self.wait_for_rate_limits(&delivery.recipient) => {}
-        }
-        let lease = Arc::new(DeliveryLease::new(self, &delivery));
-        let send = self.mailer.send(email, &file_stem, lease.clone());
-        tokio::pin!(send);
-        let sent = tokio::select! {
-            biased;
-            _ = stop.cancelled() => {
-                if lease.give_back() {
-                    return (delivery, Disposition::PutBack);
-                }
-                // On the wire: it is finished, and recorded.
-                send.await
-            }
-            sent = &mut send => sent,
-        };
-        delivery.lease_until = lease.until();
-        let disposition = match sent {
-            Ok(()) => Disposition::Sent,
-            Err(SendError::NotStarted) => match lease.state() {
-                GIVEN_BACK => Disposition::PutBack,
-                // It waits for the resume, or is suppressed if cancelled.
-                HELD => {
-                    if let Some(id) = delivery.edition_id {
-                        self.editions.forget_state(id);
-                    }
-                    Disposition::PutBack
-                }
-                SUPPRESSED => {
-                    let reason = lease.suppressed.lock().expect("not poisoned").take().unwrap_or_default();
-                    tracing::info!(%reason, "delivery suppressed");
-                    Disposition::Final { status: FinalStatus::Suppressed, error: reason, rejection: None }
-                }
-                LOST => {
-                    tracing::warn!(
-                        "a delivery's claim was lost before it was sent (taken over, or taken back by a pause or cancel)"
-                    );
-                    Disposition::Lost
-                }
-                _ => self.after_send_error(
-                    &delivery,
-                    SendError::Transient("its lease could not be extended before the send".into()),
-                ),
-            },
-            Err(error) => self.after_send_error(&delivery, error),
+        let disposition = match self.render(&delivery).await {
+            Ok(email) => self.send(&mut delivery, email, stop).await,
+            Err(disposition) => disposition,
         };
         (delivery, disposition)
     }
 
-    fn after_send_error(&self, delivery: &ClaimedDelivery, error: SendError) -> Disposition {
-        let refused = matches!(error, SendError::Unauthorized(_));
-        match error {
-            SendError::Rejected { reply, rejection } => {
-                tracing::warn!(%reply, ?rejection, "delivery rejected permanently");
-                Disposition::Final { status: FinalStatus::Failed, error: reply, rejection: Some(rejection) }
-            }
-            SendError::Transient(reply) | SendError::Unauthorized(reply)
-                if delivery.attempts >= self.settings.max_attempts =>
-            {
-                let reason = format!("gave up after {} attempts: {reply}", delivery.attempts);
-                tracing::warn!(%reason, "delivery failed");
-                Disposition::Final { status: FinalStatus::Failed, error: reason, rejection: None }
-            }
-            SendError::Transient(reply) | SendError::Unauthorized(reply) => {
-                let delay = retry_delay(self.settings.retry_base, delivery.attempts);
-                tracing::warn!(%reply, retry_in_secs = delay.as_secs_f64(), "delivery will be retried");
-                Disposition::Retry { error: reply, retry_at: crate::store::now() + delay, refused }
-            }
-            SendError::NotStarted => Disposition::PutBack,
-        }
-    }
-
-    /// Waits for `SEND_RATE` and the recipient's domain's `SEND_RATE_PER_DOMAIN`.
-    async fn wait_for_rate_limits(&self, recipient: &str) {
-        if let Some(limiter) = &self.rate_per_domain {
-            let domain = recipient.rsplit_once('@').map_or(recipient, |(_, domain)| domain).to_ascii_lowercase();
-            limiter.until_key_ready(&domain).await;
-        }
-        if let Some(limiter) = &self.rate {
-            limiter.until_ready().await;
-        }
-    }
-
-    /// Whether the message should still go to its reader as they are now,
-    /// and if so, the message rendered.
-    fn prepare(&self, delivery: &ClaimedDelivery, edition: Option<&EditionParts>) -> Prepared {
-        // The reader first: an erasure empties their messages' payloads,
-        // which would otherwise fail as unreadable instead of being suppressed.
+    /// The delivery's email, if it should still go to its reader as they are
+    /// now, or what it comes to instead.
+    async fn render(&self, delivery: &ClaimedDelivery) -> Result<Email, Disposition> {
+        let edition = match (&delivery.message, delivery.edition_id) {
+            (Ok(Message::Digest(_)), Some(id)) => self.editions.parts(id).await.map_err(|error| {
+                let error = SendError::Transient(format!("cannot read the edition: {error}"));
+                self.retry.after_send_error(delivery.attempts, error)
+            })?,
+            _ => None,
+        };
+        // The reader before the message: an erasure empties their messages'
+        // payloads, which would otherwise fail as unreadable instead of being suppressed.
         let subscriber = match &delivery.reader {
             ClaimedReader::Found(subscriber) => subscriber,
-            ClaimedReader::Erased => return Prepared::Suppress("the subscriber was erased".into()),
-            ClaimedReader::Unreadable(reason) => return Prepared::Fail(reason.clone()),
+            ClaimedReader::Erased => return Err(suppressed("the subscriber was erased".into())),
+            ClaimedReader::Unreadable(reason) => return Err(unrenderable(reason.clone())),
         };
-        let message = match &delivery.message {
-            Ok(message) => message,
-            Err(reason) => return Prepared::Fail(reason.clone()),
-        };
+        let message = delivery.message.as_ref().map_err(|reason| unrenderable(reason.clone()))?;
         if let Some(reason) = suppression(message, subscriber, self.settings.confirmation_ttl) {
-            return Prepared::Suppress(reason);
+            return Err(suppressed(reason));
         }
         let renderer =
             Renderer { links: &self.links, tokens: &self.tokens, confirmation_ttl: self.settings.confirmation_ttl };
@@ -773,116 +278,117 @@ impl DeliveryWorker {
             watchlist: &subscriber.watchlist,
         };
         let message_id = self.links.message_id(delivery.id);
-        match renderer.email(message, reader, edition, &subscriber.email, message_id) {
-            Ok(email) => Prepared::Email(email),
-            Err(RenderError::NothingToSay(reason)) => Prepared::Suppress(reason),
-            Err(error) => Prepared::Fail(error.to_string()),
-        }
+        renderer.email(message, reader, edition.as_deref(), &subscriber.email, message_id).map_err(
+            |error| match error {
+                RenderError::NothingToSay(reason) => suppressed(reason),
+                error => unrenderable(error.to_string()),
+            },
+        )
     }
-}
 
-/// Why `message` should no longer go to `subscriber`, who may have changed
-/// their mind since it was queued.
-fn suppression(message: &Message, subscriber: &Subscriber, confirmation_ttl: Duration) -> Option<String> {
-    let no_longer = || format!("subscriber is {} now", subscriber.status.as_str());
-    match message {
-        Message::Confirmation(request) => {
-            if subscriber.status != SubscriberStatus::Pending {
-                return Some(no_longer());
+    /// Sends a rendered delivery once the rate limits and its lease let it,
+    /// and says what became of it.
+    async fn send(&self, delivery: &mut ClaimedDelivery, email: Email, stop: &CancellationToken) -> Disposition {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return Disposition::PutBack,
+            _ = self.send_rate.wait_for(&delivery.recipient) => {}
+        }
+        let lease = Arc::new(DeliveryLease::new(
+            self.store.clone(),
+            &self.editions,
+            delivery,
+            self.settings.lease,
+            self.settings.confirmation_ttl,
+        ));
+        let origin = MessageOrigin::Delivery { id: delivery.id, kind: &delivery.kind_name };
+        let send = self.mailer.send(email, origin, lease.clone());
+        tokio::pin!(send);
+        let sent = tokio::select! {
+            biased;
+            _ = stop.cancelled() => {
+                if lease.give_back() {
+                    return Disposition::PutBack;
+                }
+                // On the wire: it is finished, and recorded.
+                send.await
             }
-            (request.issued_at + confirmation_ttl <= Utc::now())
-                .then(|| "the confirmation link expired before it could be sent".into())
+            sent = &mut send => sent,
+        };
+        delivery.lease_until = lease.until();
+        match sent {
+            Ok(()) => Disposition::Sent,
+            Err(SendError::NotStarted) => match lease.shut_because() {
+                ShutBecause::GivenBack => Disposition::PutBack,
+                // It waits for the resume, or is suppressed if cancelled.
+                ShutBecause::EditionHeld => {
+                    if let Some(id) = delivery.edition_id {
+                        self.editions.forget_state(id);
+                    }
+                    Disposition::PutBack
+                }
+                ShutBecause::Suppressed(reason) => suppressed(reason),
+                ShutBecause::Lost => {
+                    tracing::warn!(
+                        "a delivery's claim was lost before it was sent (taken over, or taken back by a pause or cancel)"
+                    );
+                    Disposition::Lost
+                }
+                ShutBecause::NotCovered => self.retry.after_send_error(
+                    delivery.attempts,
+                    SendError::Transient("its lease could not be extended before the send".into()),
+                ),
+            },
+            Err(error) => self.retry.after_send_error(delivery.attempts, error),
         }
-        Message::Welcome(_) | Message::PreferencesLink(_) => {
-            (subscriber.status != SubscriberStatus::Confirmed).then(no_longer)
-        }
-        Message::Digest(_) => {
-            if subscriber.status != SubscriberStatus::Confirmed {
-                return Some(no_longer());
+    }
+
+    /// Records outcomes as the sends finish, in chunks of whatever has
+    /// finished, then lets the list protection see them; each delivery keeps
+    /// its slot until its outcome is recorded.
+    async fn record_as_they_finish(
+        &self,
+        mut finished: UnboundedReceiver<Finished>,
+        held: &HeldLeases,
+        stop: &CancellationToken,
+    ) -> Tally {
+        let mut tally = Tally::default();
+        let mut chunk = Vec::with_capacity(RECORD_CHUNK);
+        while finished.recv_many(&mut chunk, RECORD_CHUNK).await > 0 {
+            // Let a few more finish, so that one statement records them together.
+            let linger = tokio::time::sleep(RECORD_LINGER);
+            tokio::pin!(linger);
+            while chunk.len() < RECORD_CHUNK {
+                let room = RECORD_CHUNK - chunk.len();
+                tokio::select! {
+                    received = finished.recv_many(&mut chunk, room) => if received == 0 { break },
+                    _ = &mut linger => break,
+                }
             }
-            (subscriber.digest_frequency == DigestFrequency::Never).then(|| "the reader turned the digest off".into())
-        }
-        Message::Alert(alert) => {
-            if subscriber.status != SubscriberStatus::Confirmed || !subscriber.alerts_enabled {
-                return Some("the reader no longer takes alerts".into());
+            let (outcomes, slots): (Vec<(ClaimedDelivery, Disposition)>, Vec<OwnedSemaphorePermit>) =
+                chunk.drain(..).map(|(delivery, disposition, slot)| ((delivery, disposition), slot)).unzip();
+            for (_, disposition) in &outcomes {
+                tally.count(disposition);
             }
-            (!subscriber.watchlist.tickers().iter().any(|t| t.as_str() == alert.symbol))
-                .then(|| format!("{} is no longer on the watchlist", alert.symbol))
+            record(&self.store, self.links.message_domain(), &outcomes, stop).await;
+            held.release(outcomes.iter().map(|(delivery, _)| delivery));
+            self.list_protector.protect(&outcomes).await;
+            drop(slots);
         }
+        tally
     }
 }
 
-#[derive(Default)]
-struct Tally {
-    sent: usize,
-    retry: usize,
-    put_back: usize,
-    failed: usize,
-    suppressed: usize,
-    lost: usize,
+/// A delivery its reader no longer gets, for `reason`.
+fn suppressed(reason: String) -> Disposition {
+    tracing::info!(%reason, "delivery suppressed");
+    Disposition::Final { status: FinalStatus::Suppressed, error: reason, rejection: None }
 }
 
-impl Tally {
-    fn total(&self) -> usize {
-        self.sent + self.retry + self.put_back + self.failed + self.suppressed + self.lost
-    }
-
-    fn count(&mut self, disposition: &Disposition) {
-        match disposition {
-            Disposition::Sent => self.sent += 1,
-            Disposition::Retry { .. } => self.retry += 1,
-            Disposition::PutBack => self.put_back += 1,
-            Disposition::Final { status: FinalStatus::Failed, .. } => self.failed += 1,
-            Disposition::Final { status: FinalStatus::Suppressed, .. } => self.suppressed += 1,
-            Disposition::Lost => self.lost += 1,
-        }
-    }
-}
-
-/// Runs a recording statement until it succeeds. The outcome only needs the
-/// claim, not the lease, so it is tried past the lease too: only once `stop`
-/// is cancelled and the lease has run out does it give up (another worker
-/// may then send the message again).
-async fn retrying<T, F, Fut>(stop: &CancellationToken, lease_until: Instant, mut record: F) -> Result<T, StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, StoreError>>,
-{
-    let mut delay = RECORD_RETRY_DELAY;
-    loop {
-        match record().await {
-            Ok(done) => return Ok(done),
-            Err(error) if !stop.is_cancelled() || Instant::now() + delay < lease_until => {
-                tracing::warn!(%error, retry_in_ms = delay.as_millis(), "could not record a delivery's outcome; trying again");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(MAX_RECORD_RETRY_DELAY);
-            }
-            Err(error) => return Err(error),
-        }
-    }
-}
-
-/// Logs a recording that did not take: the rows' lease ran out and another
-/// worker took them over, or the database kept failing until a stop.
-fn report_recorded(recorded: Result<u64, StoreError>, expected: usize) {
-    match recorded {
-        Ok(count) if count < expected as u64 => tracing::warn!(
-            lost = expected as u64 - count,
-            "deliveries were taken over by another worker before their outcome was recorded"
-        ),
-        Ok(_) => {}
-        Err(error) => {
-            tracing::error!(%error, "could not record deliveries' outcome; they will be retried after their lease")
-        }
-    }
-}
-
-/// Exponential backoff from `base` (doubling per failed attempt, capped),
-/// with ±20% jitter so retries after an outage do not arrive all at once.
-fn retry_delay(base: Duration, attempts: u32) -> Duration {
-    let exponent = attempts.saturating_sub(1).min(20);
-    let delay = base.saturating_mul(1 << exponent).min(MAX_RETRY_DELAY);
-    delay.mul_f64(rand::random_range(0.8..1.2))
+/// A delivery that cannot become an email, for `reason`.
+fn unrenderable(reason: String) -> Disposition {
+    tracing::error!(%reason, "delivery cannot be rendered");
+    Disposition::Final { status: FinalStatus::Failed, error: reason, rejection: None }
 }
 
 #[cfg(test)]
@@ -907,41 +413,5 @@ mod tests {
         assert_eq!(settings(1, 0).claim_limit(), 150);
         assert_eq!(settings(10, 0).claim_limit(), 200);
         assert_eq!(settings(10, 1).claim_limit(), 150);
-    }
-
-    #[tokio::test]
-    async fn a_failed_recording_is_tried_again_until_it_takes_or_a_stopping_worker_s_lease_ran_out() {
-        let failures = std::cell::Cell::new(0);
-        let flaky = || {
-            failures.set(failures.get() + 1);
-            let count = failures.get();
-            async move { if count <= 3 { Err(StoreError::Unavailable("down".into())) } else { Ok(count) } }
-        };
-        let running = CancellationToken::new();
-        let lease_until = Instant::now();
-        assert_eq!(
-            retrying(&running, lease_until, flaky).await.unwrap(),
-            4,
-            "three failures past the lease, then it took"
-        );
-
-        let stopped = CancellationToken::new();
-        stopped.cancel();
-        let started = Instant::now();
-        let lease_until = started + Duration::from_millis(300);
-        let down = || async { Err::<(), _>(StoreError::Unavailable("down".into())) };
-        assert!(retrying(&stopped, lease_until, down).await.is_err());
-        assert!(started.elapsed() < Duration::from_millis(400), "a stopping worker gives up once the lease ran out");
-        assert!(started.elapsed() >= Duration::from_millis(150), "after trying again a few times");
-    }
-
-    #[test]
-    fn retry_delays_double_with_jitter_and_are_capped() {
-        let base = Duration::from_secs(30);
-        for (attempts, expected) in [(1, 30.0), (2, 60.0), (3, 120.0), (5, 480.0)] {
-            let delay = retry_delay(base, attempts).as_secs_f64();
-            assert!((expected * 0.8..=expected * 1.2).contains(&delay), "attempt {attempts}: {delay}");
-        }
-        assert!(retry_delay(base, 40) <= MAX_RETRY_DELAY.mul_f64(1.2));
     }
 }

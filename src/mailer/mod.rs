@@ -6,10 +6,10 @@ mod digest;
 mod dkim;
 mod email;
 mod messages;
+mod outbox;
 mod smtp;
 mod wire;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +22,10 @@ pub use email::Email;
 pub use messages::{
     ComposeError, EmailContent, EmailLinks, confirmation_content, preferences_link_content, welcome_content,
 };
+pub use outbox::MessageOrigin;
 
 use crate::config::MailTransportSettings;
+use outbox::Outbox;
 use smtp::SmtpPool;
 
 /// Why a message was not sent, and so what to do with it.
@@ -81,31 +83,24 @@ impl SendGate for AlwaysOpen {
     }
 }
 
-/// The longest writing an `.eml` file may take, for its gate.
-const OUTBOX_WRITE_TIME: Duration = Duration::from_secs(5);
-
 #[derive(Clone)]
 pub enum Mailer {
     Smtp(Arc<SmtpPool>),
-    Outbox(PathBuf),
+    Outbox(Outbox),
 }
 
 impl Mailer {
     pub fn new(settings: &MailTransportSettings, connections: usize) -> Result<Self, String> {
         match settings {
             MailTransportSettings::Smtp(smtp) => Ok(Mailer::Smtp(Arc::new(SmtpPool::new(smtp, connections)))),
-            MailTransportSettings::Outbox(dir) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("MAIL_OUTBOX_DIR: cannot create {}: {e}", dir.display()))?;
-                Ok(Mailer::Outbox(dir.clone()))
-            }
+            MailTransportSettings::Outbox(dir) => Outbox::new(dir).map(Mailer::Outbox),
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             Mailer::Smtp(pool) => pool.describe(),
-            Mailer::Outbox(dir) => format!(".eml files in {}", dir.display()),
+            Mailer::Outbox(outbox) => outbox.describe(),
         }
     }
 
@@ -113,46 +108,23 @@ impl Mailer {
     /// their deliveries, and test messages sent to their address. Returns how
     /// many were removed; nothing to do when mail goes out over SMTP.
     pub async fn forget(&self, deliveries: Vec<uuid::Uuid>, address: String) -> std::io::Result<usize> {
-        let Mailer::Outbox(dir) = self else { return Ok(0) };
-        let dir = dir.clone();
-        let forget = move || {
-            let endings: Vec<String> = deliveries.iter().map(|id| format!("-{}.eml", id.simple())).collect();
-            let mut removed = 0;
-            for entry in std::fs::read_dir(&dir)? {
-                let path = entry?.path();
-                let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default().to_string();
-                let theirs = endings.iter().any(|ending| name.ends_with(ending.as_str()))
-                    || (name.contains("-test-")
-                        && std::fs::read(&path)?
-                            .to_ascii_lowercase()
-                            .windows(address.len())
-                            .any(|w| w == address.as_bytes()));
-                if theirs {
-                    std::fs::remove_file(&path)?;
-                    removed += 1;
-                }
-            }
-            Ok(removed)
-        };
-        tokio::task::spawn_blocking(forget).await.map_err(std::io::Error::other)?
+        match self {
+            Mailer::Smtp(_) => Ok(0),
+            Mailer::Outbox(outbox) => outbox.forget(deliveries, address).await,
+        }
     }
 
-    /// Sends one message once `gate` lets it. `file_stem` names the `.eml`
-    /// file in outbox mode.
-    pub async fn send(&self, email: Email, file_stem: &str, gate: Arc<dyn SendGate>) -> Result<(), SendError> {
+    /// Sends one message once `gate` lets it. `origin` names the `.eml` file
+    /// in outbox mode.
+    pub async fn send<'a>(
+        &self,
+        email: Email,
+        origin: impl Into<MessageOrigin<'a>>,
+        gate: Arc<dyn SendGate>,
+    ) -> Result<(), SendError> {
         match self {
             Mailer::Smtp(pool) => pool.send(email, gate).await,
-            Mailer::Outbox(_) if !gate.open(OUTBOX_WRITE_TIME).await => Err(SendError::NotStarted),
-            Mailer::Outbox(dir) => {
-                // Write then rename, so a reader of the folder never sees half a message.
-                let partial = dir.join(format!(".{file_stem}.eml.partial"));
-                let done = dir.join(format!("{file_stem}.eml"));
-                let write = async {
-                    tokio::fs::write(&partial, email.to_eml()).await?;
-                    tokio::fs::rename(&partial, &done).await
-                };
-                write.await.map_err(|e| SendError::Transient(format!("cannot write {}: {e}", done.display())))
-            }
+            Mailer::Outbox(outbox) => outbox.send(email, origin.into(), gate.as_ref()).await,
         }
     }
 }
