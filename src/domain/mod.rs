@@ -9,6 +9,7 @@ mod message;
 mod preferences;
 mod price;
 mod quote;
+mod status;
 mod story;
 mod subscriber;
 mod subscriber_email;
@@ -26,3 +27,5 @@ pub use subscriber::{Subscriber, SubscriberStatus};
 pub use subscriber_email::SubscriberEmail;
 pub use subscriber_name::SubscriberName;
 pub use ticker::{Ticker, Watchlist};
+
+pub use status::{DeliveryStatus, EditionState};

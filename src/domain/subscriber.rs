@@ -1,3 +1,6 @@
+//! A reader, and where their subscription stands.
+
+use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -5,7 +8,9 @@ use uuid::Uuid;
 
 use super::{AlertThreshold, DigestFrequency, Watchlist};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum SubscriberStatus {
     Pending,
     Confirmed,
@@ -21,6 +26,12 @@ impl SubscriberStatus {
             Self::Unsubscribed => "unsubscribed",
             Self::Bounced => "bounced",
         }
+    }
+}
+
+impl fmt::Display for SubscriberStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -4,13 +4,18 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use tickermail::domain::{SubscriberEmail, SubscriberName, Watchlist};
+use sqlx::Connection;
+use tickermail::domain::{DeliveryStatus, EditionState, SubscriberEmail, SubscriberName, SubscriberStatus, Watchlist};
 use tickermail::store::{SignupOutcome, SignupRecord, Store};
 
 use crate::helpers::fresh_database_url;
 
 async fn fresh_store() -> Store {
-    let store = Store::connect(&fresh_database_url().await).await.unwrap();
+    fresh_store_at(&fresh_database_url().await).await
+}
+
+async fn fresh_store_at(url: &str) -> Store {
+    let store = Store::connect(url).await.unwrap();
     store.migrate().await.unwrap();
     store
 }
@@ -92,6 +97,75 @@ async fn the_sqlite_and_postgres_migrations_create_the_same_tables_and_columns()
     let other = Store::connect(&other_url).await.unwrap();
     other.migrate().await.unwrap();
     assert_eq!(columns, other.table_columns().await.unwrap());
+}
+
+/// Binds each value into its column (through the column's CHECK), then reads
+/// it back as the enum and as the text stored, which must be its `as_str`.
+macro_rules! assert_stored_as_text {
+    ($db:expr, $insert:literal, $select:literal, [$($value:expr),+]) => {{
+        $(
+            let id = uuid::Uuid::new_v4();
+            sqlx::query($insert)
+                .bind(id)
+                .bind($value)
+                .bind(tickermail::store::now())
+                .bind(id.simple().to_string())
+                .execute(&mut $db)
+                .await
+                .unwrap();
+            let (value, text): (_, String) = sqlx::query_as($select).bind(id).fetch_one(&mut $db).await.unwrap();
+            assert_eq!((value, text.as_str()), ($value, $value.as_str()));
+        )+
+    }};
+}
+
+macro_rules! assert_statuses_stored_as_text {
+    ($db:expr) => {{
+        assert_stored_as_text!(
+            $db,
+            "INSERT INTO subscribers (id, email, status, token_nonce, created_at, updated_at) \
+             VALUES ($1, $4, $2, $4, $3, $3)",
+            "SELECT status, status FROM subscribers WHERE id = $1",
+            [
+                SubscriberStatus::Pending,
+                SubscriberStatus::Confirmed,
+                SubscriberStatus::Unsubscribed,
+                SubscriberStatus::Bounced
+            ]
+        );
+        assert_stored_as_text!(
+            $db,
+            "INSERT INTO deliveries (id, kind, recipient, status, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, 'welcome', $4, $2, $3, $3, $3)",
+            "SELECT status, status FROM deliveries WHERE id = $1",
+            [
+                DeliveryStatus::Queued,
+                DeliveryStatus::Sending,
+                DeliveryStatus::Sent,
+                DeliveryStatus::Failed,
+                DeliveryStatus::Suppressed
+            ]
+        );
+        assert_stored_as_text!(
+            $db,
+            "INSERT INTO editions (id, kind, slot, created_at, state) VALUES ($1, 'daily', $4, $3, $2)",
+            "SELECT state, state FROM editions WHERE id = $1",
+            [EditionState::Sending, EditionState::Paused, EditionState::Cancelled]
+        );
+    }};
+}
+
+#[tokio::test]
+async fn statuses_are_stored_as_the_text_the_migrations_allow() {
+    let url = fresh_database_url().await;
+    fresh_store_at(&url).await;
+    if url.starts_with("postgres") {
+        let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+        assert_statuses_stored_as_text!(db);
+    } else {
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        assert_statuses_stored_as_text!(db);
+    }
 }
 
 fn signup_of(email: &str) -> SignupRecord {
