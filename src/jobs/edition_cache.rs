@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::render::EditionParts;
+use crate::domain::EditionState;
 use crate::mailer::EmailLinks;
 use crate::store::{Store, StoreError};
 
@@ -60,7 +61,7 @@ impl EditionCache {
             return may_send;
         }
         let may_send = match self.store.edition_state(id).await {
-            Ok(state) => state.is_none_or(|state| state == "sending"),
+            Ok(state) => state.is_none_or(|state| state == EditionState::Sending),
             Err(error) => {
                 tracing::warn!(%error, "cannot read an edition's state; sending");
                 true

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::deliveries::queue_message;
 use super::{Store, StoreResult, in_transaction, now, on_reader};
-use crate::domain::{Message, PriceAlert, StoredQuote};
+use crate::domain::{Message, PriceAlert, StoredQuote, SubscriberStatus};
 
 /// A confirmed reader with alerts on and a watchlist.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -62,11 +62,12 @@ impl Store {
         let watchers = on_reader!(self, |pool| {
             sqlx::query_as(
                 "SELECT id, email, tickers, alert_threshold_pct FROM subscribers \
-                 WHERE status = 'confirmed' AND alerts_enabled AND tickers <> '' AND ($1 IS NULL OR id > $1) \
+                 WHERE status = $3 AND alerts_enabled AND tickers <> '' AND ($1 IS NULL OR id > $1) \
                  ORDER BY id LIMIT $2",
             )
             .bind(after)
             .bind(i64::from(limit))
+            .bind(SubscriberStatus::Confirmed)
             .fetch_all(pool)
             .await
         })?;

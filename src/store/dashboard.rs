@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{DeliveryProgress, Store, StoreResult, on_reader, on_writer};
-use crate::domain::StoredQuote;
+use crate::domain::{DeliveryStatus, EditionState, StoredQuote};
 
 /// Sign-ups and unsubscribes of one day (UTC).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,8 +24,7 @@ pub struct EditionSummary {
     pub slot: String,
     pub created_at: DateTime<Utc>,
     pub recipients: i64,
-    /// `sending`, `paused` or `cancelled`.
-    pub state: String,
+    pub state: EditionState,
     /// Why it is paused: by an admin, or by itself when too much of it failed.
     pub state_reason: Option<String>,
     pub progress: DeliveryProgress,
@@ -38,10 +37,10 @@ impl EditionSummary {
     }
 
     /// What an admin should read: `paused`, `cancelled`, `sending`, or `done`.
-    pub fn status(&self) -> &str {
-        match self.state.as_str() {
-            "sending" if self.progress.is_done() => "done",
-            state => state,
+    pub fn status(&self) -> &'static str {
+        match self.state {
+            EditionState::Sending if self.progress.is_done() => "done",
+            state => state.as_str(),
         }
     }
 }
@@ -52,7 +51,7 @@ pub struct DeliveryFailure {
     pub id: Uuid,
     pub kind: String,
     pub recipient: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub updated_at: DateTime<Utc>,
@@ -68,7 +67,7 @@ struct EditionRow {
     slot: String,
     created_at: DateTime<Utc>,
     recipients: i64,
-    state: String,
+    state: EditionState,
     state_reason: Option<String>,
     settled_sent: Option<i64>,
     settled_failed: Option<i64>,
@@ -86,21 +85,13 @@ macro_rules! select_editions {
     };
 }
 
-/// The UTC day of a timestamp column, as `YYYY-MM-DD`, in each backend's SQL.
-fn day_of(store: &Store, column: &str) -> String {
-    match store {
-        Store::Sqlite { .. } => format!("substr({column}, 1, 10)"),
-        Store::Postgres(_) => format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
-    }
-}
-
 impl Store {
     /// One row per day from `since` to today, days without any included.
     pub async fn daily_signups(&self, since: DateTime<Utc>, today: NaiveDate) -> StoreResult<Vec<DayCounts>> {
         let count_by_day = |column: &str| {
             format!(
                 "SELECT {day} AS day, COUNT(*) FROM subscribers WHERE {column} >= $1 GROUP BY {day}",
-                day = day_of(self, column)
+                day = self.dialect().day_of(column)
             )
         };
         let (signups, unsubscribes): (Vec<DayCount>, Vec<DayCount>) = on_reader!(self, |pool| {
@@ -201,10 +192,13 @@ impl Store {
         on_reader!(self, |pool| {
             sqlx::query_as(
                 "SELECT id, kind, recipient, status, attempts, last_error, updated_at FROM deliveries \
-                 WHERE last_error IS NOT NULL AND status IN ('failed', 'queued', 'sending') \
+                 WHERE last_error IS NOT NULL AND status IN ($2, $3, $4) \
                  ORDER BY updated_at DESC LIMIT $1",
             )
             .bind(i64::from(limit))
+            .bind(DeliveryStatus::Failed)
+            .bind(DeliveryStatus::Queued)
+            .bind(DeliveryStatus::Sending)
             .fetch_all(pool)
             .await
         })

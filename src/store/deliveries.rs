@@ -1,25 +1,31 @@
+//! The outbox: messages queued, leased to a worker, and marked with how
+//! their sending ended.
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
+use super::dialect::List;
 use super::subscriber_row::{SubscriberRow, subscriber_columns};
 use super::{Store, StoreResult, in_transaction, now, on_reader, on_writer};
-use crate::domain::{Message, Subscriber};
+use crate::domain::{DeliveryStatus, EditionState, Message, Subscriber, SubscriberStatus};
 
-/// Moves the "last digest" of the readers whose digest deliveries of claim
-/// $1 were just marked sent to their edition's stories; the caller appends
-/// the id list condition (on `d.id`, as $2).
-macro_rules! advance_last_digest {
+/// The condition on a status column that holds for deliveries still to be
+/// sent (queued or sending): `concat!("d.status ", still_to_send!())`. It is
+/// spelled as the partial indexes of due and pending deliveries spell it,
+/// because both planners use such an index only for a query that repeats
+/// its condition (a bound value does not match it). Everywhere else a
+/// status is bound as a `DeliveryStatus`.
+macro_rules! still_to_send {
     () => {
-        "UPDATE subscribers SET last_digest_at = e.stories_until \
-         FROM deliveries d JOIN editions e ON e.id = d.edition_id \
-         WHERE d.subscriber_id = subscribers.id AND d.claim_id = $1 AND d.status = 'sent' AND d.kind = 'digest' \
-           AND (subscribers.last_digest_at IS NULL OR subscribers.last_digest_at < e.stories_until)"
+        "IN ('queued', 'sending')"
     };
 }
+pub(super) use still_to_send;
 
 /// Queues one message inside a transaction and evaluates to its delivery's
 /// id: `queue_message!(executor, subscriber_id, recipient, &message, now)`.
@@ -32,7 +38,7 @@ macro_rules! queue_message {
         sqlx::query(
             "INSERT INTO deliveries (id, kind, subscriber_id, recipient, payload, status, attempts, \
                  next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $6)",
+             VALUES ($1, $2, $3, $4, $5, $7, 0, $6, $6, $6)",
         )
         .bind(id)
         .bind(message.kind().as_str())
@@ -40,6 +46,7 @@ macro_rules! queue_message {
         .bind($recipient)
         .bind(message.payload_json())
         .bind($now)
+        .bind($crate::domain::DeliveryStatus::Queued)
         .execute($executor)
         .await?;
         id
@@ -92,33 +99,21 @@ struct ClaimedRow {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeliveryCount {
     pub kind: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub count: i64,
 }
-
-const CLAIM_SQLITE: &str = "UPDATE deliveries \
-     SET status = 'sending', claim_id = $1, attempts = attempts + 1, next_attempt_at = $2, updated_at = $3 \
-     WHERE id IN (SELECT id FROM deliveries \
-         WHERE status IN ('queued', 'sending') AND next_attempt_at <= $3 \
-         ORDER BY next_attempt_at LIMIT $4) \
-     RETURNING id, kind, subscriber_id, recipient, payload, attempts, edition_id";
-
-// SKIP LOCKED lets several instances claim side by side without waiting on
-// each other's rows.
-const CLAIM_POSTGRES: &str = "UPDATE deliveries \
-     SET status = 'sending', claim_id = $1, attempts = attempts + 1, next_attempt_at = $2, updated_at = $3 \
-     WHERE id IN (SELECT id FROM deliveries \
-         WHERE status IN ('queued', 'sending') AND next_attempt_at <= $3 \
-         ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
-     RETURNING id, kind, subscriber_id, recipient, payload, attempts, edition_id";
 
 /// Deliveries whose lease ran out with every attempt used: each attempt
 /// ended without an outcome (its worker died, or the message crashed it),
 /// so it is not tried again. (The `IN` lets SQLite use the partial index of
 /// due deliveries instead of reading the whole table.)
-const GIVE_UP_EXHAUSTED: &str = "UPDATE deliveries SET status = 'failed', updated_at = $1, \
+const GIVE_UP_EXHAUSTED: &str = concat!(
+    "UPDATE deliveries SET status = $3, updated_at = $1, \
          last_error = 'gave up after ' || attempts || ' attempts: ' || COALESCE(last_error, 'none of them ended with an outcome') \
-     WHERE status IN ('queued', 'sending') AND status = 'sending' AND next_attempt_at <= $1 AND attempts >= $2";
+     WHERE status ",
+    still_to_send!(),
+    " AND status = $4 AND next_attempt_at <= $1 AND attempts >= $2"
+);
 
 impl Store {
     /// Leases up to `limit` due deliveries for `lease`: queued ones whose time
@@ -133,17 +128,30 @@ impl Store {
         let started = Instant::now();
         let now = now();
         let claim_id = Uuid::new_v4();
-        let claim = match self {
-            Store::Sqlite { .. } => CLAIM_SQLITE,
-            Store::Postgres(_) => CLAIM_POSTGRES,
-        };
+        let claim = format!(
+            "UPDATE deliveries \
+             SET status = $5, claim_id = $1, attempts = attempts + 1, next_attempt_at = $2, updated_at = $3 \
+             WHERE id IN (SELECT id FROM deliveries \
+                 WHERE status {still_to_send} AND next_attempt_at <= $3 \
+                 ORDER BY next_attempt_at LIMIT $4{skip_locked}) \
+             RETURNING id, kind, subscriber_id, recipient, payload, attempts, edition_id",
+            still_to_send = still_to_send!(),
+            skip_locked = self.dialect().skip_locked(),
+        );
         let rows: Vec<ClaimedRow> = on_writer!(self, |pool| {
-            sqlx::query(GIVE_UP_EXHAUSTED).bind(now).bind(i64::from(max_attempts)).execute(pool).await?;
-            sqlx::query_as(claim)
+            sqlx::query(GIVE_UP_EXHAUSTED)
+                .bind(now)
+                .bind(i64::from(max_attempts))
+                .bind(DeliveryStatus::Failed)
+                .bind(DeliveryStatus::Sending)
+                .execute(pool)
+                .await?;
+            sqlx::query_as(AssertSqlSafe(claim))
                 .bind(claim_id)
                 .bind(now + lease)
                 .bind(now)
                 .bind(i64::from(limit))
+                .bind(DeliveryStatus::Sending)
                 .fetch_all(pool)
                 .await
         })?;
@@ -195,12 +203,13 @@ impl Store {
         let renewed = on_writer!(self, |pool| {
             sqlx::query(
                 "UPDATE deliveries SET next_attempt_at = $3, updated_at = $4 \
-                 WHERE id = $1 AND claim_id = $2 AND status = 'sending'",
+                 WHERE id = $1 AND claim_id = $2 AND status = $5",
             )
             .bind(delivery_id)
             .bind(claim_id)
             .bind(now + lease)
             .bind(now)
+            .bind(DeliveryStatus::Sending)
             .execute(pool)
             .await
             .map(|done| done.rows_affected())
@@ -213,38 +222,23 @@ impl Store {
     /// waits long for a session is not taken over while its worker lives.
     pub async fn extend_leases(&self, held: &[(Uuid, Uuid)], lease: Duration) -> StoreResult<u64> {
         let until = now() + lease;
-        let extended = match self {
-            Store::Sqlite { writer, .. } => {
-                let hex = |pick: fn(&(Uuid, Uuid)) -> Uuid| {
-                    serde_json::to_string(&held.iter().map(|pair| pick(pair).simple().to_string()).collect::<Vec<_>>())
-                        .unwrap_or_default()
-                };
-                sqlx::query(
-                    "UPDATE deliveries SET next_attempt_at = $1 WHERE status = 'sending' \
-                       AND id IN (SELECT unhex(value) FROM json_each($2)) \
-                       AND claim_id IN (SELECT unhex(value) FROM json_each($3))",
-                )
+        let dialect = self.dialect();
+        let extend = format!(
+            "UPDATE deliveries SET next_attempt_at = $1 WHERE status = $4 AND {} AND {}",
+            dialect.in_list::<Uuid>("id", 2),
+            dialect.in_list::<Uuid>("claim_id", 3),
+        );
+        let (ids, claims): (Vec<Uuid>, Vec<Uuid>) = held.iter().copied().unzip();
+        let extended = on_writer!(self, |pool| {
+            sqlx::query(AssertSqlSafe(extend))
                 .bind(until)
-                .bind(hex(|(id, _)| *id))
-                .bind(hex(|(_, claim)| *claim))
-                .execute(writer)
-                .await?
-                .rows_affected()
-            }
-            Store::Postgres(pool) => {
-                let (ids, claims): (Vec<Uuid>, Vec<Uuid>) = held.iter().copied().unzip();
-                sqlx::query(
-                    "UPDATE deliveries SET next_attempt_at = $1 \
-                     WHERE status = 'sending' AND id = ANY($2) AND claim_id = ANY($3)",
-                )
-                .bind(until)
-                .bind(ids)
-                .bind(claims)
+                .bind(List(&ids))
+                .bind(List(&claims))
+                .bind(DeliveryStatus::Sending)
                 .execute(pool)
-                .await?
-                .rows_affected()
-            }
-        };
+                .await
+                .map(|done| done.rows_affected())
+        })?;
         Ok(extended)
     }
 
@@ -255,55 +249,40 @@ impl Store {
     /// worker took them over) are left alone. Returns how many were marked.
     pub async fn mark_deliveries_sent(&self, claim_id: Uuid, ids: &[Uuid], message_domain: &str) -> StoreResult<u64> {
         let now = now();
-        let marked = match self {
-            Store::Sqlite { writer, .. } => {
-                let ids: Vec<String> = ids.iter().map(|id| id.simple().to_string()).collect();
-                let ids = serde_json::to_string(&ids).unwrap_or_default();
-                let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-                let marked = sqlx::query(
-                    "UPDATE deliveries SET status = 'sent', sent_at = $2, updated_at = $2, last_error = NULL, \
-                         message_id = '<' || lower(hex(id)) || '@' || $3 || '>' \
-                     WHERE claim_id = $1 AND status = 'sending' \
-                       AND id IN (SELECT unhex(value) FROM json_each($4))",
-                )
+        let dialect = self.dialect();
+        let mark = format!(
+            "UPDATE deliveries SET status = $5, sent_at = $2, updated_at = $2, last_error = NULL, \
+                 message_id = '<' || {hex} || '@' || $3 || '>' \
+             WHERE claim_id = $1 AND status = $6 AND {ids}",
+            hex = dialect.id_hex("id"),
+            ids = dialect.in_list::<Uuid>("id", 4),
+        );
+        let advance_last_digest = format!(
+            "UPDATE subscribers SET last_digest_at = e.stories_until \
+             FROM deliveries d JOIN editions e ON e.id = d.edition_id \
+             WHERE d.subscriber_id = subscribers.id AND d.claim_id = $1 AND d.status = $3 AND d.kind = 'digest' \
+               AND (subscribers.last_digest_at IS NULL OR subscribers.last_digest_at < e.stories_until) AND {ids}",
+            ids = dialect.in_list::<Uuid>("d.id", 2),
+        );
+        let marked = in_transaction!(self, |tx| {
+            let marked = sqlx::query(AssertSqlSafe(mark))
                 .bind(claim_id)
                 .bind(now)
                 .bind(message_domain)
-                .bind(&ids)
+                .bind(List(ids))
+                .bind(DeliveryStatus::Sent)
+                .bind(DeliveryStatus::Sending)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                sqlx::query(concat!(advance_last_digest!(), " AND d.id IN (SELECT unhex(value) FROM json_each($2))"))
-                    .bind(claim_id)
-                    .bind(&ids)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                marked
-            }
-            Store::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let marked = sqlx::query(
-                    "UPDATE deliveries SET status = 'sent', sent_at = $2, updated_at = $2, last_error = NULL, \
-                         message_id = '<' || replace(id::text, '-', '') || '@' || $3 || '>' \
-                     WHERE claim_id = $1 AND status = 'sending' AND id = ANY($4)",
-                )
+            sqlx::query(AssertSqlSafe(advance_last_digest))
                 .bind(claim_id)
-                .bind(now)
-                .bind(message_domain)
-                .bind(ids)
+                .bind(List(ids))
+                .bind(DeliveryStatus::Sent)
                 .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                sqlx::query(concat!(advance_last_digest!(), " AND d.id = ANY($2)"))
-                    .bind(claim_id)
-                    .bind(ids)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                marked
-            }
-        };
+                .await?;
+            marked
+        });
         Ok(marked)
     }
 
@@ -338,36 +317,32 @@ impl Store {
         // delivery parked on the state it had just changed, leaving it
         // parked for good. Retries take the lock too, as they can race a
         // resume the same way. SQLite runs one write at a time.
-        macro_rules! requeue {
-            ($lock:literal) => {
-                concat!(
-                    "UPDATE deliveries SET \
-                         status = CASE WHEN edition_state = 'cancelled' THEN 'suppressed' ELSE 'queued' END, \
-                         next_attempt_at = CASE WHEN edition_state = 'paused' THEN $6 ELSE $4 END, \
-                         attempts = attempts - $7, updated_at = $5, \
-                         last_error = CASE WHEN edition_state = 'cancelled' THEN 'edition cancelled by an admin' \
-                             ELSE COALESCE($3, last_error) END \
-                     FROM (SELECT (SELECT state FROM editions WHERE id = $8",
-                    $lock,
-                    ") AS edition_state) AS edition \
-                     WHERE id = $1 AND claim_id = $2 AND status = 'sending'"
-                )
-            };
-        }
-        let statement = match self {
-            Store::Sqlite { .. } => requeue!(""),
-            Store::Postgres(_) => requeue!(" FOR SHARE"),
-        };
+        let requeue = format!(
+            "UPDATE deliveries SET \
+                 status = CASE WHEN edition_state = $9 THEN $10 ELSE $11 END, \
+                 next_attempt_at = CASE WHEN edition_state = $12 THEN $6 ELSE $4 END, \
+                 attempts = attempts - $7, updated_at = $5, \
+                 last_error = CASE WHEN edition_state = $9 THEN 'edition cancelled by an admin' \
+                     ELSE COALESCE($3, last_error) END \
+             FROM (SELECT (SELECT state FROM editions WHERE id = $8{for_share}) AS edition_state) AS edition \
+             WHERE id = $1 AND claim_id = $2 AND status = $13",
+            for_share = self.dialect().for_share(),
+        );
         let result = on_writer!(self, |pool| {
-            sqlx::query(statement)
+            sqlx::query(AssertSqlSafe(requeue))
                 .bind(delivery.id)
                 .bind(delivery.claim_id)
                 .bind(error)
                 .bind(retry_at)
                 .bind(now())
-                .bind(super::editions::paused_until())
+                .bind(paused_until())
                 .bind(i64::from(attempt == Attempt::NotMade))
                 .bind(delivery.edition_id)
+                .bind(EditionState::Cancelled)
+                .bind(DeliveryStatus::Suppressed)
+                .bind(DeliveryStatus::Queued)
+                .bind(EditionState::Paused)
+                .bind(DeliveryStatus::Sending)
                 .execute(pool)
                 .await
                 .map(|done| done.rows_affected())
@@ -389,13 +364,14 @@ impl Store {
         let changed = in_transaction!(self, |tx| {
             let changed = sqlx::query(
                 "UPDATE deliveries SET status = $3, last_error = $4, updated_at = $5 \
-                 WHERE id = $1 AND claim_id = $2 AND status = 'sending'",
+                 WHERE id = $1 AND claim_id = $2 AND status = $6",
             )
             .bind(delivery.id)
             .bind(delivery.claim_id)
-            .bind(status.as_str())
+            .bind(DeliveryStatus::from(status))
             .bind(error)
             .bind(now)
+            .bind(DeliveryStatus::Sending)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -404,14 +380,14 @@ impl Store {
                 && bounce_subscriber
                 && let ClaimedReader::Found(subscriber) = &delivery.reader
             {
-                sqlx::query(
-                    "UPDATE subscribers SET status = 'bounced', updated_at = $2 \
-                     WHERE id = $1 AND status IN ('pending', 'confirmed')",
-                )
-                .bind(subscriber.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query("UPDATE subscribers SET status = $3, updated_at = $2 WHERE id = $1 AND status IN ($4, $5)")
+                    .bind(subscriber.id)
+                    .bind(now)
+                    .bind(SubscriberStatus::Bounced)
+                    .bind(SubscriberStatus::Pending)
+                    .bind(SubscriberStatus::Confirmed)
+                    .execute(&mut *tx)
+                    .await?;
             }
             changed
         });
@@ -420,13 +396,19 @@ impl Store {
 
     /// How many deliveries there are of each kind in each status.
     pub async fn delivery_counts(&self) -> StoreResult<Vec<DeliveryCount>> {
-        let rows: Vec<(String, String, i64)> = on_reader!(self, |pool| {
+        let rows: Vec<(String, DeliveryStatus, i64)> = on_reader!(self, |pool| {
             sqlx::query_as("SELECT kind, status, COUNT(*) FROM deliveries GROUP BY kind, status ORDER BY kind, status")
                 .fetch_all(pool)
                 .await
         })?;
         Ok(rows.into_iter().map(|(kind, status, count)| DeliveryCount { kind, status, count }).collect())
     }
+}
+
+/// Paused deliveries wait until this time, so the claim query passes them by
+/// without a check of its own; resuming makes them due now.
+pub(super) fn paused_until() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_370_764_800, 0).expect("9999-01-01 is a valid time")
 }
 
 /// Whether putting a delivery back counts the claim as an attempt.
@@ -442,11 +424,22 @@ pub enum FinalStatus {
     Suppressed,
 }
 
-impl FinalStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Failed => "failed",
-            Self::Suppressed => "suppressed",
+impl From<FinalStatus> for DeliveryStatus {
+    fn from(status: FinalStatus) -> Self {
+        match status {
+            FinalStatus::Failed => Self::Failed,
+            FinalStatus::Suppressed => Self::Suppressed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::DeliveryStatus;
+
+    #[test]
+    fn the_statuses_still_to_send_are_spelled_as_the_enum_spells_them() {
+        let spelled = format!("IN ('{}', '{}')", DeliveryStatus::Queued, DeliveryStatus::Sending);
+        assert_eq!(still_to_send!(), spelled);
     }
 }

@@ -5,11 +5,16 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
+use super::deliveries::{paused_until, still_to_send};
+use super::dialect::{Dialect, List};
 use super::stories::{StoryRow, story_columns};
 use super::{Store, StoreError, StoreResult, in_transaction, on_reader};
-use crate::domain::{DigestFrequency, EditionContent, StoredQuote, Story};
+use crate::domain::{
+    DeliveryStatus, DigestFrequency, EditionContent, EditionState, StoredQuote, Story, SubscriberStatus,
+};
 
 /// One digest run: which readers, which slot, and how far back stories go.
 #[derive(Debug, Clone)]
@@ -72,60 +77,64 @@ impl DeliveryProgress {
 }
 
 /// The readers a digest run goes to ($1 frequency, $2 send_empty, $3 stories
-/// until, $4 oldest story): confirmed, on this frequency, with a story they
-/// have not had (stored after their last digest sent, published after they
-/// confirmed), and no digest still on its way to them (it may yet carry
-/// those stories: they wait for the next run).
+/// until, $4 oldest story, $5 the confirmed status): confirmed, on this
+/// frequency, with a story they have not had (stored after their last digest
+/// sent, published after they confirmed), and no digest still on its way to
+/// them (it may yet carry those stories: they wait for the next run).
 macro_rules! digest_recipients {
     () => {
-        " FROM subscribers s WHERE s.status = 'confirmed' AND s.digest_frequency = $1 \
-          AND ($2 OR EXISTS (SELECT 1 FROM stories st WHERE NOT st.hidden \
-              AND st.created_at > COALESCE(s.last_digest_at, s.confirmed_at) AND st.created_at <= $3 \
-              AND st.published_at >= s.confirmed_at AND st.published_at > $4)) \
-          AND NOT EXISTS (SELECT 1 FROM deliveries pending WHERE pending.subscriber_id = s.id \
-              AND pending.kind = 'digest' AND pending.status IN ('queued', 'sending'))"
+        concat!(
+            " FROM subscribers s WHERE s.status = $5 AND s.digest_frequency = $1 \
+              AND ($2 OR EXISTS (SELECT 1 FROM stories st WHERE NOT st.hidden \
+                  AND st.created_at > COALESCE(s.last_digest_at, s.confirmed_at) AND st.created_at <= $3 \
+                  AND st.published_at >= s.confirmed_at AND st.published_at > $4)) \
+              AND NOT EXISTS (SELECT 1 FROM deliveries pending WHERE pending.subscriber_id = s.id \
+                  AND pending.kind = 'digest' AND pending.status ",
+            still_to_send!(),
+            ")"
+        )
     };
 }
 
 /// An edition of kind $1 created after $2 that still has deliveries to make
-/// and was not cancelled: only one per frequency goes out at a time.
-const EDITION_UNDER_WAY: &str = "SELECT e.id FROM editions e \
-     WHERE e.kind = $1 AND e.state <> 'cancelled' AND e.settled_sent IS NULL AND e.created_at > $2 \
-       AND EXISTS (SELECT 1 FROM deliveries d WHERE d.edition_id = e.id AND d.status IN ('queued', 'sending')) \
-     ORDER BY e.created_at DESC LIMIT 1";
+/// and was not cancelled ($3): only one per frequency goes out at a time.
+const EDITION_UNDER_WAY: &str = concat!(
+    "SELECT e.id FROM editions e \
+     WHERE e.kind = $1 AND e.state <> $3 AND e.settled_sent IS NULL AND e.created_at > $2 \
+       AND EXISTS (SELECT 1 FROM deliveries d WHERE d.edition_id = e.id AND d.status ",
+    still_to_send!(),
+    ") ORDER BY e.created_at DESC LIMIT 1"
+);
 
 /// How far back `EDITION_UNDER_WAY` looks: an edition still going out after
 /// a week no longer holds the next one back.
 const UNDER_WAY_LOOKBACK_DAYS: i64 = 7;
 
-// Each delivery's payload keeps what its reader is due (stories stored after
-// `since`, published after `confirmed_at`) and their watchlist at this moment.
-// In SQLite the ids of one edition are consecutive after a prefix of its own
-// ($7), so its rows are appended to the primary key's B-tree instead of
-// scattered over it. Rows go in in subscriber order, so the indexes keyed by
-// subscriber are written in one pass from end to end (each page once) rather
-// than at random, which is what made a large edition slow to create.
-const QUEUE_SQLITE: &str = concat!(
-    "INSERT INTO deliveries (id, kind, subscriber_id, recipient, payload, status, attempts, next_attempt_at, \
-         created_at, updated_at, edition_id) \
-     SELECT unhex($7 || printf('%012x', row_number() OVER (ORDER BY s.id))), 'digest', s.id, s.email, \
-         json_object('since', COALESCE(s.last_digest_at, s.confirmed_at), 'confirmed_at', s.confirmed_at, \
-             'watchlist', s.tickers), \
-         'queued', 0, $6, $6, $6, $5",
-    digest_recipients!(),
-    " ORDER BY s.id"
-);
-
-const QUEUE_POSTGRES: &str = concat!(
-    "INSERT INTO deliveries (id, kind, subscriber_id, recipient, payload, status, attempts, next_attempt_at, \
-         created_at, updated_at, edition_id) \
-     SELECT gen_random_uuid(), 'digest', s.id, s.email, \
-         json_build_object('since', COALESCE(s.last_digest_at, s.confirmed_at), 'confirmed_at', s.confirmed_at, \
-             'watchlist', s.tickers)::text, \
-         'queued', 0, $6, $6, $6, $5",
-    digest_recipients!(),
-    " ORDER BY s.id"
-);
+/// Queues a delivery for each reader of a run (`digest_recipients!`'s $1 to
+/// $5; $6 the edition, $7 now, $8 the queued status). Each payload keeps what
+/// its reader is due (stories stored after `since`, published after
+/// `confirmed_at`) and their watchlist at this moment. On SQLite the ids of
+/// one edition are consecutive after a prefix of its own ($9), so its rows are
+/// appended to the primary key's B-tree instead of scattered over it. Rows go
+/// in in subscriber order, so the indexes keyed by subscriber are written in
+/// one pass from end to end (each page once) rather than at random, which is
+/// what made a large edition slow to create.
+fn queue_digest_deliveries(dialect: Dialect) -> String {
+    format!(
+        concat!(
+            "INSERT INTO deliveries (id, kind, subscriber_id, recipient, payload, status, attempts, next_attempt_at, \
+                 created_at, updated_at, edition_id) \
+             SELECT {id}, 'digest', s.id, s.email, \
+                 CAST({json_object}('since', COALESCE(s.last_digest_at, s.confirmed_at), 'confirmed_at', s.confirmed_at, \
+                     'watchlist', s.tickers) AS TEXT), \
+                 $8, 0, $7, $7, $7, $6",
+            digest_recipients!(),
+            " ORDER BY s.id"
+        ),
+        id = dialect.row_ids(9, "s.id"),
+        json_object = dialect.json_object(),
+    )
+}
 
 // The newest stored first: those are the ones readers have not had.
 const SNAPSHOT_STORIES: &str = concat!(
@@ -144,12 +153,10 @@ impl Store {
     /// time (SQLite has one writer; PostgreSQL takes a lock per frequency),
     /// so simultaneous run-nows, or a run-now and the schedule, make one.
     pub async fn create_digest_edition(&self, run: &DigestRun) -> StoreResult<EditionOutcome> {
-        let queue = match self {
-            Store::Sqlite { .. } => QUEUE_SQLITE,
-            Store::Postgres(_) => QUEUE_POSTGRES,
-        };
+        let dialect = self.dialect();
+        let queue = queue_digest_deliveries(dialect);
         let outcome = in_transaction!(self, |tx| {
-            if matches!(self, Store::Postgres(_)) {
+            if dialect == Dialect::Postgres {
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                     .bind(format!("tickermail:edition:{}", run.frequency.as_str()))
                     .execute(&mut *tx)
@@ -158,6 +165,7 @@ impl Store {
             let under_way: Option<Uuid> = sqlx::query_scalar(EDITION_UNDER_WAY)
                 .bind(run.frequency.as_str())
                 .bind(run.now - chrono::Duration::days(UNDER_WAY_LOOKBACK_DAYS))
+                .bind(EditionState::Cancelled)
                 .fetch_optional(&mut *tx)
                 .await?;
             let id: Option<Uuid> =
@@ -192,14 +200,16 @@ impl Store {
                         stories: stories.into_iter().map(Story::from).collect(),
                         quotes,
                     };
-                    let mut queue = sqlx::query(queue)
+                    let mut queue = sqlx::query(AssertSqlSafe(queue))
                         .bind(run.frequency.as_str())
                         .bind(run.send_empty)
                         .bind(run.stories_until)
                         .bind(run.oldest_story)
+                        .bind(SubscriberStatus::Confirmed)
                         .bind(id)
-                        .bind(run.now);
-                    if matches!(self, Store::Sqlite { .. }) {
+                        .bind(run.now)
+                        .bind(DeliveryStatus::Queued);
+                    if dialect == Dialect::Sqlite {
                         queue = queue.bind(delivery_id_prefix(run.now));
                     }
                     let recipients = queue.execute(&mut *tx).await?.rows_affected();
@@ -233,6 +243,7 @@ impl Store {
                 .bind(run.send_empty)
                 .bind(run.stories_until)
                 .bind(run.oldest_story)
+                .bind(SubscriberStatus::Confirmed)
                 .fetch_one(pool)
                 .await?;
             let stories: Vec<StoryRow> = sqlx::query_as(SNAPSHOT_STORIES)
@@ -252,8 +263,8 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// `sending`, `paused` or `cancelled`; `None` when there is no such edition.
-    pub async fn edition_state(&self, id: Uuid) -> StoreResult<Option<String>> {
+    /// `None` when there is no such edition.
+    pub async fn edition_state(&self, id: Uuid) -> StoreResult<Option<EditionState>> {
         Ok(on_reader!(self, |pool| {
             sqlx::query_scalar("SELECT state FROM editions WHERE id = $1").bind(id).fetch_optional(pool).await
         })?)
@@ -269,7 +280,7 @@ impl Store {
     }
 
     pub async fn edition_progress(&self, id: Uuid) -> StoreResult<DeliveryProgress> {
-        let counts: Vec<(String, i64)> = on_reader!(self, |pool| {
+        let counts: Vec<(DeliveryStatus, i64)> = on_reader!(self, |pool| {
             sqlx::query_as("SELECT status, COUNT(*) FROM deliveries WHERE edition_id = $1 GROUP BY status")
                 .bind(id)
                 .fetch_all(pool)
@@ -280,26 +291,15 @@ impl Store {
 
     /// How the deliveries `ids` stand.
     pub async fn deliveries_progress(&self, ids: &[Uuid]) -> StoreResult<DeliveryProgress> {
+        let count = format!(
+            "SELECT status, COUNT(*) FROM deliveries WHERE {} GROUP BY status",
+            self.dialect().in_list::<Uuid>("id", 1)
+        );
         let mut counts = Vec::new();
         for chunk in ids.chunks(500) {
-            let chunk_counts: Vec<(String, i64)> = match self {
-                Store::Sqlite { reader, .. } => {
-                    let hex: Vec<String> = chunk.iter().map(|id| id.simple().to_string()).collect();
-                    sqlx::query_as(
-                        "SELECT status, COUNT(*) FROM deliveries \
-                         WHERE id IN (SELECT unhex(value) FROM json_each($1)) GROUP BY status",
-                    )
-                    .bind(serde_json::to_string(&hex).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-                    .fetch_all(reader)
-                    .await?
-                }
-                Store::Postgres(pool) => {
-                    sqlx::query_as("SELECT status, COUNT(*) FROM deliveries WHERE id = ANY($1) GROUP BY status")
-                        .bind(chunk)
-                        .fetch_all(pool)
-                        .await?
-                }
-            };
+            let chunk_counts: Vec<(DeliveryStatus, i64)> = on_reader!(self, |pool| {
+                sqlx::query_as(AssertSqlSafe(count.as_str())).bind(List(chunk)).fetch_all(pool).await
+            })?;
             counts.extend(chunk_counts);
         }
         Ok(DeliveryProgress::from_counts(counts))
@@ -333,10 +333,10 @@ impl std::str::FromStr for EditionAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EditionControl {
     /// Done; the edition's state now.
-    Done(&'static str),
+    Done(EditionState),
     NoSuchEdition,
     /// The edition's state does not allow it (a cancelled edition cannot be resumed).
-    NotNow(String),
+    NotNow(EditionState),
 }
 
 /// The first 10 of an edition's delivery ids' 16 bytes, in hex: the time in
@@ -344,12 +344,6 @@ pub enum EditionControl {
 fn delivery_id_prefix(now: DateTime<Utc>) -> String {
     let millis = u64::try_from(now.timestamp_millis()).unwrap_or_default() & 0xffff_ffff_ffff;
     format!("{millis:012x}{:08x}", rand::random::<u32>())
-}
-
-/// Paused deliveries wait until this time, so the claim query passes them by
-/// without a check of its own; resuming makes them due now.
-pub(super) fn paused_until() -> DateTime<Utc> {
-    DateTime::from_timestamp(253_370_764_800, 0).expect("9999-01-01 is a valid time")
 }
 
 impl Store {
@@ -370,20 +364,20 @@ impl Store {
         pause_reason: &str,
     ) -> StoreResult<EditionControl> {
         let now = super::now();
-        let (from, to): (&[&str], &'static str) = match action {
-            EditionAction::Pause => (&["sending"], "paused"),
-            EditionAction::Resume => (&["paused"], "sending"),
-            EditionAction::Cancel => (&["sending", "paused"], "cancelled"),
+        let (from, to): (&[EditionState], EditionState) = match action {
+            EditionAction::Pause => (&[EditionState::Sending], EditionState::Paused),
+            EditionAction::Resume => (&[EditionState::Paused], EditionState::Sending),
+            EditionAction::Cancel => (&[EditionState::Sending, EditionState::Paused], EditionState::Cancelled),
         };
         in_transaction!(self, |tx| {
-            let current: Option<String> = sqlx::query_scalar("SELECT state FROM editions WHERE id = $1")
+            let current: Option<EditionState> = sqlx::query_scalar("SELECT state FROM editions WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(current) = current else {
                 return Ok(EditionControl::NoSuchEdition);
             };
-            if !from.contains(&current.as_str()) {
+            if !from.contains(&current) {
                 return Ok(EditionControl::NotNow(current));
             }
             // Guarded by the state read, so a resume racing a cancel cannot undo it.
@@ -391,7 +385,7 @@ impl Store {
             let changed = sqlx::query("UPDATE editions SET state = $1, state_reason = $4 WHERE id = $2 AND state = $3")
                 .bind(to)
                 .bind(id)
-                .bind(&current)
+                .bind(current)
                 .bind(reason)
                 .execute(&mut *tx)
                 .await?
@@ -403,34 +397,40 @@ impl Store {
                 // Deliveries whose worker died (lease run out) wait too, instead of being taken over.
                 EditionAction::Pause => {
                     sqlx::query(
-                        "UPDATE deliveries SET status = 'queued', next_attempt_at = $1, updated_at = $2 \
-                         WHERE edition_id = $3 AND (status = 'queued' OR (status = 'sending' AND next_attempt_at <= $2))",
+                        "UPDATE deliveries SET status = $4, next_attempt_at = $1, updated_at = $2 \
+                         WHERE edition_id = $3 AND (status = $4 OR (status = $5 AND next_attempt_at <= $2))",
                     )
                     .bind(paused_until())
                     .bind(now)
                     .bind(id)
+                    .bind(DeliveryStatus::Queued)
+                    .bind(DeliveryStatus::Sending)
                     .execute(&mut *tx)
                     .await?;
                 }
                 EditionAction::Resume => {
                     sqlx::query(
                         "UPDATE deliveries SET next_attempt_at = $1, updated_at = $1 \
-                         WHERE edition_id = $2 AND status = 'queued'",
+                         WHERE edition_id = $2 AND status = $3",
                     )
                     .bind(now)
                     .bind(id)
+                    .bind(DeliveryStatus::Queued)
                     .execute(&mut *tx)
                     .await?;
                 }
                 // A delivery being sent right now (its lease still running) is left to finish.
                 EditionAction::Cancel => {
                     sqlx::query(
-                        "UPDATE deliveries SET status = 'suppressed', last_error = 'edition cancelled by an admin', \
+                        "UPDATE deliveries SET status = $3, last_error = 'edition cancelled by an admin', \
                              updated_at = $1 \
-                         WHERE edition_id = $2 AND (status = 'queued' OR (status = 'sending' AND next_attempt_at <= $1))",
+                         WHERE edition_id = $2 AND (status = $4 OR (status = $5 AND next_attempt_at <= $1))",
                     )
                     .bind(now)
                     .bind(id)
+                    .bind(DeliveryStatus::Suppressed)
+                    .bind(DeliveryStatus::Queued)
+                    .bind(DeliveryStatus::Sending)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -441,16 +441,15 @@ impl Store {
 }
 
 impl DeliveryProgress {
-    fn from_counts(counts: Vec<(String, i64)>) -> Self {
+    fn from_counts(counts: Vec<(DeliveryStatus, i64)>) -> Self {
         let mut progress = DeliveryProgress::default();
         for (status, count) in counts {
-            match status.as_str() {
-                "queued" => progress.queued = count,
-                "sending" => progress.sending = count,
-                "sent" => progress.sent = count,
-                "failed" => progress.failed = count,
-                "suppressed" => progress.suppressed = count,
-                other => tracing::warn!(status = other, count, "deliveries in an unknown status"),
+            match status {
+                DeliveryStatus::Queued => progress.queued = count,
+                DeliveryStatus::Sending => progress.sending = count,
+                DeliveryStatus::Sent => progress.sent = count,
+                DeliveryStatus::Failed => progress.failed = count,
+                DeliveryStatus::Suppressed => progress.suppressed = count,
             }
         }
         progress

@@ -2,11 +2,13 @@
 //! does not know which backend it runs on.
 //!
 //! One SQL string usually serves both backends (`$N` placeholders,
-//! `ON CONFLICT`, `RETURNING`); where they differ, a method has two arms.
+//! `ON CONFLICT`, `RETURNING`); where they differ, `dialect` gives the part
+//! that differs, and only statements of different shapes have two arms.
 
 mod alerts;
 mod dashboard;
 mod deliveries;
+mod dialect;
 mod editions;
 mod idempotency;
 mod quotes;

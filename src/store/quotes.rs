@@ -1,6 +1,9 @@
 //! Quotes: the history of prices, and the latest per symbol.
 
-use super::{Store, StoreResult, in_transaction, now};
+use sqlx::AssertSqlSafe;
+
+use super::dialect::List;
+use super::{Store, StoreResult, in_transaction, now, on_reader};
 use crate::domain::StoredQuote;
 
 impl Store {
@@ -48,26 +51,13 @@ impl Store {
 
     /// The latest quote of each of `symbols` that has one.
     pub async fn latest_quotes(&self, symbols: &[String]) -> StoreResult<Vec<StoredQuote>> {
-        let quotes = match self {
-            Store::Sqlite { reader, .. } => {
-                sqlx::query_as(
-                    "SELECT symbol, price, previous_close, currency, as_of, source, suspect FROM latest_quotes \
-                     WHERE symbol IN (SELECT value FROM json_each($1)) ORDER BY symbol",
-                )
-                .bind(serde_json::to_string(symbols).unwrap_or_default())
-                .fetch_all(reader)
-                .await?
-            }
-            Store::Postgres(pool) => {
-                sqlx::query_as(
-                    "SELECT symbol, price, previous_close, currency, as_of, source, suspect FROM latest_quotes \
-                     WHERE symbol = ANY($1) ORDER BY symbol",
-                )
-                .bind(symbols)
-                .fetch_all(pool)
-                .await?
-            }
-        };
+        let latest = format!(
+            "SELECT symbol, price, previous_close, currency, as_of, source, suspect FROM latest_quotes \
+             WHERE {} ORDER BY symbol",
+            self.dialect().in_list::<String>("symbol", 1)
+        );
+        let quotes =
+            on_reader!(self, |pool| sqlx::query_as(AssertSqlSafe(latest)).bind(List(symbols)).fetch_all(pool).await)?;
         Ok(quotes)
     }
 }

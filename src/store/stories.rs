@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Store, StoreResult, now, on_reader, on_writer};
-use crate::domain::{NewStory, Story};
+use crate::domain::{NewStory, Story, SubscriberStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoryUpsert {
@@ -149,10 +149,11 @@ impl Store {
     pub async fn symbols_to_quote(&self, since: DateTime<Utc>) -> StoreResult<Vec<String>> {
         let lists: Vec<String> = on_reader!(self, |pool| {
             sqlx::query_scalar(
-                "SELECT DISTINCT tickers FROM subscribers WHERE status = 'confirmed' AND tickers <> '' \
+                "SELECT DISTINCT tickers FROM subscribers WHERE status = $2 AND tickers <> '' \
                  UNION SELECT DISTINCT tickers FROM stories WHERE published_at >= $1 AND tickers <> ''",
             )
             .bind(since)
+            .bind(SubscriberStatus::Confirmed)
             .fetch_all(pool)
             .await
         })?;

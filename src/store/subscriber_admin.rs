@@ -3,8 +3,9 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::dialect::List;
 use super::{ConsentRecord, Store, StoreResult, in_transaction, now, on_reader};
-use crate::domain::{Subscriber, SubscriberEmail, SubscriberName, SubscriberStatus, Watchlist};
+use crate::domain::{DeliveryStatus, Subscriber, SubscriberEmail, SubscriberName, SubscriberStatus, Watchlist};
 use crate::tokens::new_nonce;
 
 /// A reader to import, already checked.
@@ -21,7 +22,7 @@ pub struct SubscriberSummary {
     pub id: Uuid,
     pub email: String,
     pub name: String,
-    pub status: String,
+    pub status: SubscriberStatus,
     pub tickers: String,
     pub created_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,
@@ -33,7 +34,7 @@ pub struct SubscriberSummary {
 pub struct DeliveryRecord {
     pub id: Uuid,
     pub kind: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -90,11 +91,11 @@ impl Store {
         let found = on_reader!(self, |pool| {
             sqlx::query_as(
                 "SELECT id, email, name, status, tickers, created_at, confirmed_at, unsubscribed_at FROM subscribers \
-                 WHERE lower(email) LIKE lower($1) ESCAPE '\\' AND ($2 = '' OR status = $2) AND email > $3 \
+                 WHERE lower(email) LIKE lower($1) ESCAPE '\\' AND ($2 IS NULL OR status = $2) AND email > $3 \
                  ORDER BY email LIMIT $4",
             )
             .bind(format!("%{escaped}%"))
-            .bind(status.map_or("", SubscriberStatus::as_str))
+            .bind(status)
             .bind(after_email)
             .bind(i64::from(limit))
             .fetch_all(pool)
@@ -145,7 +146,7 @@ impl Store {
                                    AS r(email, name, tickers, nonce)), \
                           added AS (INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, \
                                         created_at, updated_at, confirmed_at) \
-                                    SELECT gen_random_uuid(), email, name, 'confirmed', tickers, nonce, $5, $5, $5 \
+                                    SELECT gen_random_uuid(), email, name, $6, tickers, nonce, $5, $5, $5 \
                                     FROM rows ON CONFLICT (email) DO NOTHING RETURNING id), \
                           consented AS (INSERT INTO consents (id, subscriber_id, at, ip, user_agent, source) \
                                     SELECT gen_random_uuid(), id, $5, NULL, NULL, 'import' FROM added RETURNING 1) \
@@ -156,6 +157,7 @@ impl Store {
                 .bind(column(|r| r.watchlist.to_stored()))
                 .bind(column(|_| new_nonce()))
                 .bind(now)
+                .bind(SubscriberStatus::Confirmed)
                 .fetch_one(pool)
                 .await?;
                 Ok(u64::try_from(added).unwrap_or_default())
@@ -181,21 +183,21 @@ impl Store {
                 let added: Vec<Uuid> = sqlx::query_scalar(
                     "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, \
                          created_at, updated_at, confirmed_at) \
-                     SELECT unhex(value ->> 'id'), value ->> 'email', value ->> 'name', 'confirmed', \
+                     SELECT unhex(value ->> 'id'), value ->> 'email', value ->> 'name', $3, \
                          value ->> 'tickers', value ->> 'nonce', $2, $2, $2 \
                      FROM json_each($1) WHERE true \
                      ON CONFLICT (email) DO NOTHING RETURNING id",
                 )
                 .bind(&rows)
                 .bind(now)
+                .bind(SubscriberStatus::Confirmed)
                 .fetch_all(&mut *tx)
                 .await?;
-                let ids: Vec<String> = added.iter().map(|id| id.simple().to_string()).collect();
                 sqlx::query(
                     "INSERT INTO consents (id, subscriber_id, at, ip, user_agent, source) \
                      SELECT randomblob(16), unhex(value), $2, NULL, NULL, 'import' FROM json_each($1)",
                 )
-                .bind(serde_json::to_string(&ids).unwrap_or_default())
+                .bind(List(&added))
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;

@@ -6,10 +6,10 @@ use uuid::Uuid;
 
 use super::deliveries::queue_message;
 use super::subscriber_row::{SubscriberRow, subscriber_columns};
-use super::{Store, StoreError, StoreResult, in_transaction, now, on_reader, on_writer};
+use super::{Store, StoreResult, in_transaction, now, on_reader, on_writer};
 use crate::domain::{
-    AlertThreshold, ConfirmationRequest, DigestFrequency, Message, PreferencesLink, Subscriber, SubscriberEmail,
-    SubscriberName, SubscriberStatus, Watchlist, Welcome,
+    AlertThreshold, ConfirmationRequest, DeliveryStatus, DigestFrequency, Message, PreferencesLink, Subscriber,
+    SubscriberEmail, SubscriberName, SubscriberStatus, Watchlist, Welcome,
 };
 use crate::tokens::new_nonce;
 
@@ -109,21 +109,21 @@ impl Store {
                 let row: Option<(Uuid, bool)> = sqlx::query_as(
                     "INSERT INTO subscribers (id, email, name, status, tickers, token_nonce, \
                      confirmation_sent_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6, $6) \
+                 VALUES ($1, $2, $3, $9, $4, $5, $6, $6, $6) \
                  ON CONFLICT (email) DO UPDATE SET \
-                     token_nonce = CASE WHEN $8 AND (subscribers.status <> 'pending' \
+                     token_nonce = CASE WHEN $8 AND (subscribers.status <> $9 \
                          OR subscribers.confirmation_sent_at IS NULL OR subscribers.confirmation_sent_at <= $7) \
                          THEN excluded.token_nonce ELSE subscribers.token_nonce END, \
-                     confirmation_sent_at = CASE WHEN $8 AND (subscribers.status <> 'pending' \
+                     confirmation_sent_at = CASE WHEN $8 AND (subscribers.status <> $9 \
                          OR subscribers.confirmation_sent_at IS NULL OR subscribers.confirmation_sent_at <= $7) \
                          THEN excluded.confirmation_sent_at ELSE subscribers.confirmation_sent_at END, \
-                     status = 'pending', \
+                     status = $9, \
                      name = excluded.name, \
                      tickers = excluded.tickers, \
                      confirmed_at = NULL, \
                      unsubscribed_at = NULL, \
                      updated_at = excluded.updated_at \
-                 WHERE subscribers.status <> 'confirmed' \
+                 WHERE subscribers.status <> $10 \
                  RETURNING id, token_nonce = $5",
                 )
                 .bind(Uuid::new_v4())
@@ -134,6 +134,8 @@ impl Store {
                 .bind(now)
                 .bind(resend_cutoff)
                 .bind(may_ask)
+                .bind(SubscriberStatus::Pending)
+                .bind(SubscriberStatus::Confirmed)
                 .fetch_optional(&mut *tx)
                 .await?;
                 if let Some((subscriber_id, _)) = row {
@@ -152,12 +154,14 @@ impl Store {
                     Some((subscriber_id, true)) => {
                         asked_in_slice.insert(signup.email.as_str());
                         sqlx::query(
-                            "UPDATE deliveries SET status = 'suppressed', \
+                            "UPDATE deliveries SET status = $3, \
                                  last_error = 'superseded by a newer sign-up', updated_at = $2 \
-                             WHERE subscriber_id = $1 AND kind = 'confirmation' AND status = 'queued'",
+                             WHERE subscriber_id = $1 AND kind = 'confirmation' AND status = $4",
                         )
                         .bind(subscriber_id)
                         .bind(now)
+                        .bind(DeliveryStatus::Suppressed)
+                        .bind(DeliveryStatus::Queued)
                         .execute(&mut *tx)
                         .await?;
                         queue_message!(
@@ -183,13 +187,14 @@ impl Store {
         let queued = in_transaction!(self, |tx| {
             let email: Option<String> = sqlx::query_scalar(
                 "UPDATE subscribers SET confirmation_sent_at = $2, updated_at = $2 \
-                 WHERE id = $1 AND status = 'pending' \
+                 WHERE id = $1 AND status = $4 \
                    AND (confirmation_sent_at IS NULL OR confirmation_sent_at <= $3) \
                  RETURNING email",
             )
             .bind(subscriber_id)
             .bind(now)
             .bind(now - resend_interval)
+            .bind(SubscriberStatus::Pending)
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(email) = &email {
@@ -220,12 +225,14 @@ impl Store {
         let now = now();
         let outcome = in_transaction!(self, |tx| {
             let confirmed: Option<String> = sqlx::query_scalar(
-                "UPDATE subscribers SET status = 'confirmed', confirmed_at = $3, updated_at = $3 \
-                 WHERE id = $1 AND status = 'pending' AND token_nonce = $2 RETURNING email",
+                "UPDATE subscribers SET status = $4, confirmed_at = $3, updated_at = $3 \
+                 WHERE id = $1 AND status = $5 AND token_nonce = $2 RETURNING email",
             )
             .bind(subscriber_id)
             .bind(token_nonce)
             .bind(now)
+            .bind(SubscriberStatus::Confirmed)
+            .bind(SubscriberStatus::Pending)
             .fetch_optional(&mut *tx)
             .await?;
             let link_due: Option<String> = match confirmed {
@@ -233,7 +240,7 @@ impl Store {
                 None => {
                     sqlx::query_scalar(
                         "UPDATE subscribers SET preferences_link_sent_at = $3 \
-                         WHERE id = $1 AND token_nonce = $2 AND status = 'confirmed' \
+                         WHERE id = $1 AND token_nonce = $2 AND status = $5 \
                            AND (preferences_link_sent_at IS NULL OR preferences_link_sent_at <= $4) \
                          RETURNING email",
                     )
@@ -241,6 +248,7 @@ impl Store {
                     .bind(token_nonce)
                     .bind(now)
                     .bind(now - resend_interval)
+                    .bind(SubscriberStatus::Confirmed)
                     .fetch_optional(&mut *tx)
                     .await?
                 }
@@ -258,15 +266,17 @@ impl Store {
                 );
                 ConfirmOutcome::AlreadyConfirmed { preferences_link_queued: true }
             } else {
-                let status: Option<String> =
+                let status: Option<SubscriberStatus> =
                     sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1 AND token_nonce = $2")
                         .bind(subscriber_id)
                         .bind(token_nonce)
                         .fetch_optional(&mut *tx)
                         .await?;
-                match status.as_deref() {
+                match status {
                     None => ConfirmOutcome::NotFound,
-                    Some("confirmed") => ConfirmOutcome::AlreadyConfirmed { preferences_link_queued: false },
+                    Some(SubscriberStatus::Confirmed) => {
+                        ConfirmOutcome::AlreadyConfirmed { preferences_link_queued: false }
+                    }
                     Some(_) => ConfirmOutcome::NoLongerSubscribed,
                 }
             }
@@ -280,21 +290,26 @@ impl Store {
         let now = now();
         let changed = in_transaction!(self, |tx| {
             let changed = sqlx::query(
-                "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = $2, updated_at = $2 \
-                 WHERE id = $1 AND status IN ('pending', 'confirmed')",
+                "UPDATE subscribers SET status = $3, unsubscribed_at = $2, updated_at = $2 \
+                 WHERE id = $1 AND status IN ($4, $5)",
             )
             .bind(subscriber_id)
             .bind(now)
+            .bind(SubscriberStatus::Unsubscribed)
+            .bind(SubscriberStatus::Pending)
+            .bind(SubscriberStatus::Confirmed)
             .execute(&mut *tx)
             .await?
             .rows_affected()
                 == 1;
             sqlx::query(
-                "UPDATE deliveries SET status = 'suppressed', last_error = 'unsubscribed', updated_at = $2 \
-                 WHERE subscriber_id = $1 AND status = 'queued'",
+                "UPDATE deliveries SET status = $3, last_error = 'unsubscribed', updated_at = $2 \
+                 WHERE subscriber_id = $1 AND status = $4",
             )
             .bind(subscriber_id)
             .bind(now)
+            .bind(DeliveryStatus::Suppressed)
+            .bind(DeliveryStatus::Queued)
             .execute(&mut *tx)
             .await?;
             changed
@@ -309,7 +324,7 @@ impl Store {
             sqlx::query(
                 "UPDATE subscribers SET name = $2, tickers = $3, alert_threshold_pct = $4, \
                      digest_frequency = $5, alerts_enabled = $6, updated_at = $7 \
-                 WHERE id = $1 AND status IN ('pending', 'confirmed')",
+                 WHERE id = $1 AND status IN ($8, $9)",
             )
             .bind(subscriber_id)
             .bind(update.name.as_str())
@@ -318,6 +333,8 @@ impl Store {
             .bind(update.digest_frequency.as_str())
             .bind(update.alerts_enabled)
             .bind(now())
+            .bind(SubscriberStatus::Pending)
+            .bind(SubscriberStatus::Confirmed)
             .execute(pool)
             .await
             .map(|done| done.rows_affected())
@@ -360,11 +377,11 @@ impl Store {
 
     /// Number of subscribers in each status.
     pub async fn subscriber_counts(&self) -> StoreResult<Vec<(SubscriberStatus, i64)>> {
-        let rows: Vec<(String, i64)> = on_reader!(self, |pool| {
+        let counts = on_reader!(self, |pool| {
             sqlx::query_as("SELECT status, COUNT(*) FROM subscribers GROUP BY status ORDER BY status")
                 .fetch_all(pool)
                 .await
         })?;
-        rows.into_iter().map(|(status, count)| Ok((status.parse().map_err(StoreError::Corrupt)?, count))).collect()
+        Ok(counts)
     }
 }

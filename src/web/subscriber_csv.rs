@@ -56,7 +56,7 @@ fn csv_row(subscriber: &SubscriberSummary) -> String {
     let cells = [
         subscriber.email.clone(),
         subscriber.name.clone(),
-        subscriber.status.clone(),
+        subscriber.status.to_string(),
         subscriber.tickers.clone(),
         subscriber.created_at.to_rfc3339(),
         time(subscriber.confirmed_at),

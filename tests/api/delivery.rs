@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use tickermail::domain::{SubscriberEmail, SubscriberStatus};
+use tickermail::domain::{DeliveryStatus, SubscriberEmail, SubscriberStatus};
 
 use crate::helpers::{TEST_ADMIN_TOKEN, spawn_app, spawn_app_with_smtp_port};
 use crate::smtp_sink::SmtpSink;
@@ -16,7 +16,10 @@ async fn a_signup_succeeds_while_smtp_is_down_and_the_mail_goes_out_when_it_retu
     assert_eq!(response.status(), 200);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let counts = app.store.delivery_counts().await.unwrap();
-    assert!(counts.iter().all(|c| c.status != "sent" && c.status != "failed"), "{counts:?}");
+    assert!(
+        counts.iter().all(|c| c.status != DeliveryStatus::Sent && c.status != DeliveryStatus::Failed),
+        "{counts:?}"
+    );
 
     let smtp = SmtpSink::start_on(port).await;
     let mails = smtp.wait_for_mails_to("patient@example.com", 1, Duration::from_secs(20)).await;
@@ -50,8 +53,8 @@ async fn a_permanent_5xx_for_a_recipient_fails_the_delivery_and_bounces_the_addr
         app.store.subscriber_by_email(&SubscriberEmail::parse("nobody@example.com").unwrap()).await.unwrap().unwrap();
     assert_eq!(subscriber.status, SubscriberStatus::Bounced);
     let counts = app.store.delivery_counts().await.unwrap();
-    let failed: i64 = counts.iter().filter(|c| c.status == "failed").map(|c| c.count).sum();
-    let sent: i64 = counts.iter().filter(|c| c.status == "sent").map(|c| c.count).sum();
+    let failed: i64 = counts.iter().filter(|c| c.status == DeliveryStatus::Failed).map(|c| c.count).sum();
+    let sent: i64 = counts.iter().filter(|c| c.status == DeliveryStatus::Sent).map(|c| c.count).sum();
     assert_eq!((failed, sent), (1, 1), "{counts:?}");
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use sqlx::Connection;
 use tickermail::config::Settings;
+use tickermail::domain::DeliveryStatus;
 use tickermail::startup::Application;
 use tickermail::store::Store;
 use uuid::Uuid;
@@ -361,7 +362,7 @@ impl TestApp {
     pub async fn wait_until_outbox_idle(&self) {
         for _ in 0..200 {
             let counts = self.store.delivery_counts().await.unwrap();
-            if counts.iter().all(|c| c.status != "queued" && c.status != "sending") {
+            if counts.iter().all(|c| c.status != DeliveryStatus::Queued && c.status != DeliveryStatus::Sending) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

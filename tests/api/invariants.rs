@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
-use tickermail::domain::{SubscriberEmail, SubscriberStatus};
+use tickermail::domain::{DeliveryStatus, SubscriberEmail, SubscriberStatus};
 use tickermail::store::Store;
 
 use crate::cli::tickermail;
@@ -23,7 +23,7 @@ impl TestApp {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let counts = self.store.delivery_counts().await.unwrap();
-            if counts.iter().all(|c| c.status != "queued" && c.status != "sending") {
+            if counts.iter().all(|c| c.status != DeliveryStatus::Queued && c.status != DeliveryStatus::Sending) {
                 return;
             }
             assert!(tokio::time::Instant::now() < deadline, "outbox did not drain: {counts:?}");
@@ -399,10 +399,10 @@ async fn a_server_told_to_stop_finishes_what_is_on_the_wire_and_puts_back_the_re
 
     let store = Store::connect(&database).await.unwrap();
     let counts = store.delivery_counts().await.unwrap();
-    let count = |status: &str| counts.iter().filter(|c| c.status == status).map(|c| c.count).sum::<i64>();
-    assert_eq!(count("sending"), 0, "nothing is left claimed: {counts:?}");
-    assert_eq!(count("sent") as usize, smtp.mails().len(), "what went out is recorded: {counts:?}");
-    assert_eq!(count("queued") + count("sent"), 20, "{counts:?}");
+    let count = |status| counts.iter().filter(|c| c.status == status).map(|c| c.count).sum::<i64>();
+    assert_eq!(count(DeliveryStatus::Sending), 0, "nothing is left claimed: {counts:?}");
+    assert_eq!(count(DeliveryStatus::Sent) as usize, smtp.mails().len(), "what went out is recorded: {counts:?}");
+    assert_eq!(count(DeliveryStatus::Queued) + count(DeliveryStatus::Sent), 20, "{counts:?}");
     let mut db = RawDb::connect(&database).await;
     let used =
         db.fetch_i64("SELECT CAST(COALESCE(MAX(attempts), 0) AS BIGINT) FROM deliveries WHERE status = 'queued'").await;
@@ -424,7 +424,7 @@ async fn a_delivery_whose_attempts_all_ended_without_an_outcome_fails_instead_of
     }
     assert!(store.claim_due_deliveries(10, Duration::from_millis(200), 2).await.unwrap().is_empty());
     let counts = store.delivery_counts().await.unwrap();
-    assert_eq!(counts.iter().find(|c| c.status == "failed").map(|c| c.count), Some(1), "{counts:?}");
+    assert_eq!(counts.iter().find(|c| c.status == DeliveryStatus::Failed).map(|c| c.count), Some(1), "{counts:?}");
     let mut db = RawDb::connect(&database).await;
     let errors = db.fetch_strings("SELECT last_error FROM deliveries").await;
     assert!(errors[0].starts_with("gave up after 2 attempts"), "{errors:?}");

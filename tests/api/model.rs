@@ -26,7 +26,7 @@ use secrecy::SecretString;
 use sqlx::Connection;
 use tickermail::config::{ListProtection, MailTransportSettings, SmtpSecurity, SmtpSettings};
 use tickermail::domain::{
-    AlertThreshold, DigestFrequency, NewStory, StoredQuote, SubscriberEmail, SubscriberName, Watchlist,
+    AlertThreshold, DigestFrequency, EditionState, NewStory, StoredQuote, SubscriberEmail, SubscriberName, Watchlist,
 };
 use tickermail::jobs::digest::{DigestRules, manual_run};
 use tickermail::jobs::worker::{DeliveryWorker, WorkerSettings};
@@ -867,11 +867,11 @@ impl Case {
                 let id = self.model.editions[nth % self.model.editions.len()];
                 let done = self.store.control_edition(id, *action).await.expect("control an edition");
                 match done {
-                    EditionControl::Done("cancelled") => {
+                    EditionControl::Done(EditionState::Cancelled) => {
                         self.model.flags.cancelled = true;
                         self.model.cancelled.insert(id, step);
                     }
-                    EditionControl::Done("paused") => self.model.flags.paused = true,
+                    EditionControl::Done(EditionState::Paused) => self.model.flags.paused = true,
                     EditionControl::NoSuchEdition => return Err(format!("edition {id} is gone")),
                     _ => {}
                 }

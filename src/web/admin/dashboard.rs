@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::pages::{html, unavailable};
 use super::session::AdminSession;
 use crate::config::Settings;
-use crate::domain::{StoredQuote, Story};
+use crate::domain::{DeliveryStatus, StoredQuote, Story};
 use crate::store::{DayCounts, DeliveryFailure, EditionSummary, Store, StoreError};
 use crate::web::AppState;
 
@@ -50,13 +50,13 @@ impl Dashboard {
     pub async fn load(store: &Store, settings: &Settings) -> Result<Self, StoreError> {
         let now = Utc::now();
         let outbox = store.delivery_counts().await?;
-        let in_status = |status: &str| outbox.iter().filter(|c| c.status == status).map(|c| c.count).sum();
+        let in_status = |status| outbox.iter().filter(|c| c.status == status).map(|c| c.count).sum();
         Ok(Self {
             subscribers: store.subscriber_counts().await?.into_iter().map(|(s, n)| (s.as_str(), n)).collect(),
             days: store.daily_signups(first_day(now), now.date_naive()).await?,
             editions: store.recent_editions(EDITIONS).await?,
-            queued: in_status("queued"),
-            sending: in_status("sending"),
+            queued: in_status(DeliveryStatus::Queued),
+            sending: in_status(DeliveryStatus::Sending),
             failures: store.recent_failures(FAILURES).await?,
             quotes: store.newest_quotes(QUOTES).await?,
             stories: store.all_recent_stories(STORIES).await?,
