@@ -12,6 +12,7 @@ mod dialect;
 mod editions;
 mod idempotency;
 mod quotes;
+mod schema;
 mod secrets;
 mod seed;
 mod signup_writer;
@@ -33,6 +34,7 @@ pub use dashboard::{DayCounts, DeliveryFailure, EditionSummary};
 pub use deliveries::{ClaimedDelivery, ClaimedReader, DeliveryCount, FinalStatus};
 pub use editions::{DeliveryProgress, DigestRun, EditionAction, EditionControl, EditionCreated, EditionOutcome};
 pub use idempotency::{IdempotencyKey, IdempotencyScope};
+pub use schema::{ColumnType, Schema, SchemaColumn, SchemaIndex, UniqueConstraint};
 pub use signup_writer::SignupWriter;
 pub use stories::{FeedState, StoryUpsert};
 pub use subscriber_admin::{DeliveryRecord, ErasedReader, ImportedReader, SubscriberRecord, SubscriberSummary};
@@ -178,31 +180,6 @@ impl Store {
     pub async fn ping(&self) -> StoreResult<()> {
         on_reader!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
         Ok(())
-    }
-
-    /// Every (table, column) of the application's schema, sorted: lets a test
-    /// check that the two backends' migrations stay in step.
-    pub async fn table_columns(&self) -> StoreResult<Vec<(String, String)>> {
-        let mut columns: Vec<(String, String)> = match self {
-            Store::Sqlite { reader, .. } => {
-                sqlx::query_as(
-                    "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
-                     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'",
-                )
-                .fetch_all(reader)
-                .await?
-            }
-            Store::Postgres(pool) => {
-                sqlx::query_as(
-                    "SELECT table_name::text, column_name::text FROM information_schema.columns \
-                     WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%'",
-                )
-                .fetch_all(pool)
-                .await?
-            }
-        };
-        columns.sort();
-        Ok(columns)
     }
 
     pub async fn close(&self) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::Connection;
 use tickermail::domain::{DeliveryStatus, EditionState, SubscriberEmail, SubscriberName, SubscriberStatus, Watchlist};
-use tickermail::store::{SignupOutcome, SignupRecord, Store};
+use tickermail::store::{ColumnType, SignupOutcome, SignupRecord, Store};
 
 use crate::helpers::fresh_database_url;
 
@@ -69,7 +69,7 @@ async fn concurrent_claims_never_hand_out_the_same_delivery_twice() {
 }
 
 #[tokio::test]
-async fn the_sqlite_and_postgres_migrations_create_the_same_tables_and_columns() {
+async fn the_sqlite_and_postgres_migrations_create_the_same_schema() {
     let sqlite_dir = std::fs::read_dir("migrations/sqlite").unwrap();
     let postgres_dir = std::fs::read_dir("migrations/postgres").unwrap();
     let names = |dir: std::fs::ReadDir| -> Vec<String> {
@@ -80,8 +80,12 @@ async fn the_sqlite_and_postgres_migrations_create_the_same_tables_and_columns()
     assert_eq!(names(sqlite_dir), names(postgres_dir));
 
     let store = fresh_store().await;
-    let columns = store.table_columns().await.unwrap();
-    assert!(columns.contains(&("deliveries".to_string(), "claim_id".to_string())));
+    let schema = store.schema().await.unwrap();
+    let claim_id = schema.columns.iter().find(|c| c.table == "deliveries" && c.name == "claim_id").unwrap();
+    assert_eq!((&claim_id.column_type, claim_id.nullable), (&ColumnType::Blob, true));
+    let due = schema.indexes.iter().find(|i| i.name == "deliveries_due").unwrap();
+    assert_eq!(due.predicate.as_deref(), Some("status in 'queued', 'sending'"), "{due:?}");
+    assert!(schema.unique_constraints.iter().any(|u| u.table == "subscribers" && u.columns == ["email"]));
     let other_url = match store.backend_name() {
         "postgres" => {
             let dir = std::env::temp_dir().join("tickermail-tests");
@@ -90,13 +94,26 @@ async fn the_sqlite_and_postgres_migrations_create_the_same_tables_and_columns()
         _ => match std::env::var("TEST_DATABASE_URL") {
             Ok(_) => unreachable!("with TEST_DATABASE_URL the fresh store is PostgreSQL"),
             // Without a PostgreSQL server only the file names can be compared here;
-            // the PostgreSQL run of this suite compares the columns.
+            // the PostgreSQL run of this suite compares the schemas.
             Err(_) => return,
         },
     };
     let other = Store::connect(&other_url).await.unwrap();
     other.migrate().await.unwrap();
-    assert_eq!(columns, other.table_columns().await.unwrap());
+    let other_schema = other.schema().await.unwrap();
+    assert_same(store.backend_name(), &schema.columns, &other_schema.columns);
+    assert_same(store.backend_name(), &schema.indexes, &other_schema.indexes);
+    assert_same(store.backend_name(), &schema.unique_constraints, &other_schema.unique_constraints);
+}
+
+/// Fails with what only one of two backends' lists has, if anything.
+fn assert_same<T: PartialEq + std::fmt::Debug>(backend: &str, ours: &[T], theirs: &[T]) {
+    let only_ours: Vec<&T> = ours.iter().filter(|item| !theirs.contains(item)).collect();
+    let only_theirs: Vec<&T> = theirs.iter().filter(|item| !ours.contains(item)).collect();
+    assert!(
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "only on {backend}: {only_ours:#?}\nonly on the other backend: {only_theirs:#?}"
+    );
 }
 
 /// Binds each value into its column (through the column's CHECK), then reads
