@@ -184,6 +184,7 @@ impl Application {
                     let client_guard = client_guard.clone();
                     async move { client_guard.check(request, next).await }
                 }))
+                .wrap(actix_web::middleware::from_fn(crate::web::with_site_name))
                 .wrap(security_headers(https))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())

@@ -9,8 +9,10 @@ mod pages;
 mod rate_limit;
 mod request_log;
 mod routes;
+mod site_name;
 mod slow_clients;
 mod subscriber_csv;
+mod validation;
 
 use std::sync::Arc;
 
@@ -22,6 +24,7 @@ use tokio::sync::Notify;
 pub use admin::{Dashboard, hash_password};
 pub use rate_limit::IpLimiter;
 pub use request_log::RequestSpan;
+pub use site_name::with_site_name;
 pub use slow_clients::ClientGuard;
 
 use crate::config::Settings;
