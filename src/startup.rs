@@ -190,7 +190,6 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(PUBLIC_BODY_LIMIT))
                 .app_data(web::FormConfig::default().limit(PUBLIC_BODY_LIMIT))
-                .app_data(crate::web::admin_auth::json_config())
                 .configure(configure)
         })
         .listen(listener)

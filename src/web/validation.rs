@@ -10,6 +10,10 @@ pub struct InvalidField {
 }
 
 impl InvalidField {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field, message: message.into() }
+    }
+
     /// For `map_err` on a parser whose error is its message: names the field.
     pub fn named(field: &'static str) -> impl FnOnce(String) -> Self {
         move |message| Self { field, message }
