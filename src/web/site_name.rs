@@ -24,7 +24,10 @@ pub async fn with_site_name(
     SETTINGS.scope(settings, next.call(request)).await
 }
 
-/// The name of the site serving this request (empty outside `with_site_name`).
+/// The name of the site serving this request: empty outside `with_site_name`,
+/// which a debug build takes for the bug it is.
 pub fn site_name() -> String {
-    SETTINGS.try_with(|settings| settings.site_name.clone()).unwrap_or_default()
+    let name = SETTINGS.try_with(|settings| settings.site_name.clone());
+    debug_assert!(name.is_ok(), "a page was rendered outside with_site_name");
+    name.unwrap_or_default()
 }

@@ -24,6 +24,7 @@ pub enum AdminApiError {
     BadRequest(String),
     #[error("{0}")]
     TooLarge(String),
+    /// An edition id without deliveries: no such edition, or one that reached nobody.
     #[error("No such edition, or it had no readers.")]
     NoDeliveries,
     #[error("A request with this Idempotency-Key is still under way.")]

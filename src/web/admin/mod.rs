@@ -8,7 +8,7 @@ mod dashboard;
 mod editions;
 mod idempotency;
 mod login;
-pub mod pages;
+mod pages;
 mod preview;
 mod quotes;
 mod service;
