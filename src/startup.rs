@@ -184,12 +184,12 @@ impl Application {
                     let client_guard = client_guard.clone();
                     async move { client_guard.check(request, next).await }
                 }))
+                .wrap(actix_web::middleware::from_fn(crate::web::with_site_name))
                 .wrap(security_headers(https))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(PUBLIC_BODY_LIMIT))
                 .app_data(web::FormConfig::default().limit(PUBLIC_BODY_LIMIT))
-                .app_data(crate::web::admin_auth::json_config())
                 .configure(configure)
         })
         .listen(listener)

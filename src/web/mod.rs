@@ -2,15 +2,14 @@
 //! pages and the admin API.
 
 mod admin;
-pub mod admin_auth;
 mod client_ip;
-mod erasure;
 mod pages;
 mod rate_limit;
 mod request_log;
 mod routes;
+mod site_name;
 mod slow_clients;
-mod subscriber_csv;
+mod validation;
 
 use std::sync::Arc;
 
@@ -19,9 +18,10 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::web::{self, ServiceConfig};
 use tokio::sync::Notify;
 
-pub use admin::{Dashboard, hash_password};
+pub use admin::hash_password;
 pub use rate_limit::IpLimiter;
 pub use request_log::RequestSpan;
+pub use site_name::with_site_name;
 pub use slow_clients::ClientGuard;
 
 use crate::config::Settings;
@@ -30,8 +30,6 @@ use crate::tokens::TokenKey;
 
 /// Bodies of public requests are small forms; anything larger is refused with 413.
 pub const PUBLIC_BODY_LIMIT: usize = 16 * 1024;
-/// Admins push stories with their HTML, which can be longer.
-pub const ADMIN_BODY_LIMIT: usize = 1024 * 1024;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -50,7 +48,7 @@ pub struct AppState {
     /// The transport, for what erasing a reader removes from the outbox folder.
     pub mailer: crate::mailer::Mailer,
     /// CSV imports started from the admin pages.
-    pub imports: subscriber_csv::ImportJobs,
+    pub imports: admin::ImportJobs,
 }
 
 pub fn configure(config: &mut ServiceConfig) {

@@ -1,11 +1,13 @@
 //! The public pages, rendered from askama templates under `templates/`.
 
-use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
+use super::site_name::site_name;
 use crate::domain::DigestFrequency;
+use crate::store::StoreError;
 
 /// The sign-up form's values, kept when the form is shown again with an error.
 #[derive(Debug, Clone, Default)]
@@ -106,25 +108,51 @@ pub fn notice(status: StatusCode, site_name: &str, title: &str, message: &str) -
     html(status, &NoticePage { site_name, title, message, link: None })
 }
 
-/// The answer to a link whose token does not check out.
-pub fn invalid_link(site_name: &str) -> HttpResponse {
-    notice(
-        StatusCode::NOT_FOUND,
-        site_name,
-        "This link is not valid",
-        "The link is incomplete, was changed, or belongs to a subscription that has ended. Open it again from your latest email, or sign up again.",
-    )
+/// Why a public page cannot show what was asked: a notice with a status.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("the link's token does not check out")]
+    InvalidLink,
+    /// The reader's subscription ended: there is nothing left to manage.
+    #[error("the subscription has ended")]
+    SubscriptionEnded,
+    #[error("database unavailable: {0}")]
+    Unavailable(#[from] StoreError),
 }
 
-/// The answer when the database failed us: the reader should simply retry.
-pub fn unavailable(site_name: &str, error: crate::store::StoreError) -> HttpResponse {
-    tracing::error!(%error, "request could not be processed");
-    notice(
-        StatusCode::SERVICE_UNAVAILABLE,
-        site_name,
-        "Please try again",
-        "We could not process this just now. Please try again in a moment.",
-    )
+impl PageError {
+    /// The notice's heading and message.
+    fn notice(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::InvalidLink => (
+                "This link is not valid",
+                "The link is incomplete, was changed, or belongs to a subscription that has ended. Open it again from your latest email, or sign up again.",
+            ),
+            Self::SubscriptionEnded => (
+                "You are not subscribed",
+                "This subscription has ended, so there are no preferences to change. Sign up again to get our emails.",
+            ),
+            // The reader should simply retry.
+            Self::Unavailable(_) => {
+                ("Please try again", "We could not process this just now. Please try again in a moment.")
+            }
+        }
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidLink => StatusCode::NOT_FOUND,
+            Self::SubscriptionEnded => StatusCode::GONE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (title, message) = self.notice();
+        notice(self.status_code(), &site_name(), title, message)
+    }
 }
 
 pub async fn not_found(state: actix_web::web::Data<super::AppState>) -> HttpResponse {

@@ -12,11 +12,13 @@ use crate::helpers::{
 
 /// Every `/admin…` route the application declares, read from its source, so
 /// a route added later is checked too: (method, path with sample values).
+/// Under `src/web/admin/` routes are declared within the `/admin` scope.
 fn declared_admin_routes() -> Vec<(String, String)> {
-    let attribute = regex::Regex::new(r#"#\[(get|post|delete|put|patch)\("(/admin[^"]*)"\)\]"#).unwrap();
+    let attribute = regex::Regex::new(r#"#\[(get|post|delete|put|patch)\("([^"]*)"\)\]"#).unwrap();
     let placeholder = regex::Regex::new(r"\{(\w+)(?::([\w|]+))?\}").unwrap();
+    let web = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src/web"));
     let mut routes = Vec::new();
-    let mut folders = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src/web"))];
+    let mut folders = vec![web.clone()];
     while let Some(folder) = folders.pop() {
         for entry in std::fs::read_dir(folder).unwrap() {
             let path = entry.unwrap().path();
@@ -24,9 +26,14 @@ fn declared_admin_routes() -> Vec<(String, String)> {
                 folders.push(path);
                 continue;
             }
+            let scope = if path.starts_with(web.join("admin")) { "/admin" } else { "" };
             let source = std::fs::read_to_string(&path).unwrap();
             for found in attribute.captures_iter(&source) {
-                let sample = placeholder.replace_all(&found[2], |p: &regex::Captures| match p.get(2) {
+                let declared = format!("{scope}{}", &found[2]);
+                if !declared.starts_with("/admin") {
+                    continue;
+                }
+                let sample = placeholder.replace_all(&declared, |p: &regex::Captures| match p.get(2) {
                     Some(choices) => choices.as_str().split('|').next().unwrap().to_string(),
                     None if &p[1] == "action" => "pause".to_string(),
                     None => uuid::Uuid::new_v4().to_string(),
@@ -63,6 +70,9 @@ async fn every_admin_route_refuses_a_visitor_without_credentials() {
             assert!(location.starts_with("/admin/login"), "{method} {path} → {location}");
         }
     }
+    // The scope itself is guarded, not each route: a path it does not know is refused too.
+    assert_eq!(app.get("/admin/api/no-such-route").await.status(), 401);
+    assert_eq!(app.get("/admin/no-such-page").await.status(), 303);
 }
 
 #[tokio::test]

@@ -124,13 +124,18 @@ fn every_default_in_the_configuration_doc_is_the_one_in_env_example() {
 
 /// Every `/admin/api` route declared in `src/web` (any file, any depth), as
 /// (METHOD, path), a path with `{action:pause|resume}` counted once per choice.
+/// Under `src/web/admin` routes are declared within the `/admin` scope.
 fn declared_admin_api_routes() -> BTreeSet<(String, String)> {
-    let attribute = Regex::new(r#"#\[(get|post|delete|put|patch)\("(/admin/api[^"]*)"\)\]"#).unwrap();
+    let attribute = Regex::new(r#"#\[(get|post|delete|put|patch)\("([^"]*)"\)\]"#).unwrap();
     let choices = Regex::new(r"\{\w+:([\w|]+)\}").unwrap();
     let mut routes = BTreeSet::new();
-    for (_, source) in rust_sources("src/web") {
+    for (file, source) in rust_sources("src/web") {
+        let scope = if file.starts_with(root().join("src/web/admin")) { "/admin" } else { "" };
         for found in attribute.captures_iter(&source) {
-            let (method, path) = (found[1].to_uppercase(), &found[2]);
+            let (method, path) = (found[1].to_uppercase(), &format!("{scope}{}", &found[2]));
+            if !path.starts_with("/admin/api") {
+                continue;
+            }
             match choices.captures(path) {
                 Some(alternatives) => {
                     for choice in alternatives[1].split('|') {

@@ -1,15 +1,19 @@
 //! The dashboard: the list, the latest editions, the outbox, failures, the
-//! newest quotes and stories, and when the scheduled jobs run next.
+//! newest quotes and stories, and when the scheduled jobs run next; as a
+//! page, and as JSON with the API's counts of subscribers and deliveries.
 
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
+use actix_web::web::ServiceConfig;
 use actix_web::{HttpResponse, get, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::json;
 
-use super::pages::{html, unavailable};
+use super::api::AdminApiError;
+use super::pages::{AdminPageError, html};
 use super::session::AdminSession;
 use crate::config::Settings;
 use crate::domain::{DeliveryStatus, StoredQuote, Story};
@@ -22,7 +26,11 @@ const FAILURES: u32 = 10;
 const QUOTES: u32 = 10;
 const STORIES: u32 = 10;
 
-/// What the dashboard shows; also `GET /admin/api/dashboard`.
+pub(super) fn configure(config: &mut ServiceConfig) {
+    config.service(dashboard_page).service(dashboard).service(stats);
+}
+
+/// What the dashboard shows.
 #[derive(Serialize)]
 pub struct Dashboard {
     pub subscribers: BTreeMap<&'static str, i64>,
@@ -52,7 +60,7 @@ impl Dashboard {
         let outbox = store.delivery_counts().await?;
         let in_status = |status| outbox.iter().filter(|c| c.status == status).map(|c| c.count).sum();
         Ok(Self {
-            subscribers: store.subscriber_counts().await?.into_iter().map(|(s, n)| (s.as_str(), n)).collect(),
+            subscribers: subscribers_by_status(store).await?,
             days: store.daily_signups(first_day(now), now.date_naive()).await?,
             editions: store.recent_editions(EDITIONS).await?,
             queued: in_status(DeliveryStatus::Queued),
@@ -63,6 +71,10 @@ impl Dashboard {
             next_runs: next_runs(settings, now),
         })
     }
+}
+
+async fn subscribers_by_status(store: &Store) -> Result<BTreeMap<&'static str, i64>, StoreError> {
+    Ok(store.subscriber_counts().await?.into_iter().map(|(status, count)| (status.as_str(), count)).collect())
 }
 
 /// Midnight (UTC) at the start of the dashboard's first day.
@@ -98,16 +110,25 @@ struct DashboardPage<'a> {
     busiest_day: i64,
 }
 
-#[get("/admin")]
-pub(super) async fn dashboard_page(session: AdminSession, state: web::Data<AppState>) -> HttpResponse {
-    match Dashboard::load(&state.store, &state.settings).await {
-        Ok(dashboard) => {
-            let busiest_day = dashboard.days.iter().map(|d| d.signups.max(d.unsubscribes)).max().unwrap_or(0).max(1);
-            html(
-                StatusCode::OK,
-                &DashboardPage { site_name: &state.settings.site_name, csrf: &session.csrf, dashboard, busiest_day },
-            )
-        }
-        Err(error) => unavailable(&state, error),
-    }
+#[get("")]
+async fn dashboard_page(session: AdminSession, state: web::Data<AppState>) -> Result<HttpResponse, AdminPageError> {
+    let shown = Dashboard::load(&state.store, &state.settings).await?;
+    let busiest_day = shown.days.iter().map(|d| d.signups.max(d.unsubscribes)).max().unwrap_or(0).max(1);
+    let page =
+        DashboardPage { site_name: &state.settings.site_name, csrf: &session.csrf, dashboard: shown, busiest_day };
+    Ok(html(StatusCode::OK, &page))
+}
+
+/// What the dashboard page shows, as JSON.
+#[get("/api/dashboard")]
+async fn dashboard(state: web::Data<AppState>) -> Result<HttpResponse, AdminApiError> {
+    Ok(HttpResponse::Ok().json(Dashboard::load(&state.store, &state.settings).await?))
+}
+
+/// Subscribers by status and the outbox by kind and status.
+#[get("/api/stats")]
+async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, AdminApiError> {
+    let subscribers = subscribers_by_status(&state.store).await?;
+    let deliveries = state.store.delivery_counts().await?;
+    Ok(HttpResponse::Ok().json(json!({ "subscribers": subscribers, "deliveries": deliveries })))
 }

@@ -3,6 +3,7 @@
 //! password is always checked against the admin's hash.
 
 use actix_web::http::{StatusCode, header};
+use actix_web::web::ServiceConfig;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use askama::Template;
@@ -10,14 +11,19 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-use super::pages::{html, notice_page};
+use super::access::same_secret;
+use super::pages::{AdminPageError, html};
 use super::session::{
-    AdminForm, LOGIN_COOKIE, NoFields, forbidden, login_cookie, removal_cookie, safe_next, session_cookie,
+    AdminForm, LOGIN_COOKIE, LOGIN_PAGE, NoFields, SESSION_COOKIE, login_cookie, removal_cookie, safe_next,
+    session_cookie,
 };
 use crate::config::AdminLogin;
 use crate::web::AppState;
-use crate::web::admin_auth::same_secret;
 use crate::web::client_ip::client_ip;
+
+pub(super) fn configure(config: &mut ServiceConfig) {
+    config.service(login_form).service(login).service(logout);
+}
 
 #[derive(Template)]
 #[template(path = "admin/login.html")]
@@ -32,7 +38,7 @@ struct LoginPage<'a> {
 }
 
 #[derive(Deserialize)]
-pub(super) struct NextQuery {
+struct NextQuery {
     next: Option<String>,
 }
 
@@ -53,31 +59,22 @@ fn login_page(
     response
 }
 
-#[get("/admin/login")]
-pub(super) async fn login_form(
+#[get("/login")]
+async fn login_form(
     request: HttpRequest,
     query: web::Query<NextQuery>,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, AdminPageError> {
     if state.settings.admin_login.is_none() {
-        return not_set_up(&state);
+        return Err(AdminPageError::LoginNotSetUp);
     }
     let nonce =
         request.cookie(LOGIN_COOKIE).map_or_else(|| hex::encode(rand::random::<[u8; 16]>()), |c| c.value().to_string());
-    login_page(&state, StatusCode::OK, &nonce, safe_next(query.next.as_deref()), "", None)
-}
-
-fn not_set_up(state: &AppState) -> HttpResponse {
-    notice_page(
-        state,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Admin login is not set up",
-        "Set ADMIN_EMAIL and ADMIN_PASSWORD_HASH (make the hash with `tickermail admin hash-password`) and restart.",
-    )
+    Ok(login_page(&state, StatusCode::OK, &nonce, safe_next(query.next.as_deref()), "", None))
 }
 
 #[derive(Deserialize)]
-pub(super) struct LoginInput {
+struct LoginInput {
     #[serde(default)]
     email: String,
     #[serde(default)]
@@ -87,18 +84,16 @@ pub(super) struct LoginInput {
     next: Option<String>,
 }
 
-#[post("/admin/login")]
-pub(super) async fn login(
+#[post("/login")]
+async fn login(
     request: HttpRequest,
     form: web::Form<LoginInput>,
     state: web::Data<AppState>,
-) -> actix_web::Result<HttpResponse> {
-    let Some(admin) = &state.settings.admin_login else {
-        return Ok(not_set_up(&state));
-    };
+) -> Result<HttpResponse, AdminPageError> {
+    let admin = state.settings.admin_login.as_ref().ok_or(AdminPageError::LoginNotSetUp)?;
     let nonce = request.cookie(LOGIN_COOKIE).map(|c| c.value().to_string());
     if !nonce.as_deref().is_some_and(|nonce| state.tokens.verify_csrf_token(nonce, &form.csrf)) {
-        return Err(forbidden(&state));
+        return Err(AdminPageError::FormExpired);
     }
     let nonce = nonce.unwrap_or_default();
     let next = safe_next(form.next.as_deref());
@@ -148,17 +143,17 @@ async fn credentials_match(admin: &AdminLogin, email: &str, password: String) ->
     password_matches & email_matches
 }
 
-#[post("/admin/logout")]
-pub(super) async fn logout(_: AdminForm<NoFields>, state: web::Data<AppState>) -> HttpResponse {
+#[post("/logout")]
+async fn logout(_: AdminForm<NoFields>, state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/admin/login"))
-        .cookie(removal_cookie(&state, super::session::SESSION_COOKIE))
+        .insert_header((header::LOCATION, LOGIN_PAGE))
+        .cookie(removal_cookie(&state, SESSION_COOKIE))
         .finish()
 }
 
 /// An argon2id hash of `password` in PHC form, for `ADMIN_PASSWORD_HASH`.
-pub fn hash_password(password: &str) -> Result<String, String> {
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     use argon2::password_hash::{PasswordHasher, SaltString};
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| e.to_string())?;
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|hash| hash.to_string()).map_err(|e| e.to_string())
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())?;
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|hash| hash.to_string())
 }

@@ -1,44 +1,38 @@
-//! The admin pages under `/admin`, behind a login. Each page does what an
-//! admin API route does, through the same store and jobs.
+//! The admin surface under `/admin`: the pages (behind a login) and the JSON
+//! API under `/admin/api` (behind the admin token), side by side in a module
+//! per resource, on the same services. The whole scope is behind `access`.
 
+mod access;
+mod api;
 mod dashboard;
 mod editions;
+mod idempotency;
 mod login;
 mod pages;
-pub mod preview;
+mod preview;
+mod quotes;
+mod service;
 mod session;
 mod stories;
 mod subscribers;
 
-use actix_web::web::ServiceConfig;
+use actix_web::middleware::from_fn;
+use actix_web::web::{self, ServiceConfig};
 
-pub use dashboard::Dashboard;
 pub use login::hash_password;
-pub use preview::Preview;
+pub use subscribers::ImportJobs;
 
 pub fn configure(config: &mut ServiceConfig) {
-    config
-        .service(login::login_form)
-        .service(login::login)
-        .service(login::logout)
-        .service(dashboard::dashboard_page)
-        .service(preview::preview_page)
-        .service(preview::preview_html)
-        .service(preview::test_send_form)
-        .service(preview::test_send)
-        .service(editions::editions_page)
-        .service(editions::confirm_edition)
-        .service(editions::create_edition)
-        .service(editions::edition_page)
-        .service(editions::control_edition)
-        .service(subscribers::export_csv)
-        .service(subscribers::import_csv)
-        .service(subscribers::import_page)
-        .service(subscribers::subscribers_page)
-        .service(subscribers::subscriber_page)
-        .service(subscribers::unsubscribe)
-        .service(subscribers::erase)
-        .service(stories::stories_page)
-        .service(stories::add_story)
-        .service(stories::hide_story);
+    config.service(
+        web::scope("/admin")
+            .wrap(from_fn(access::require_admin))
+            .app_data(api::json_config())
+            .configure(login::configure)
+            .configure(dashboard::configure)
+            .configure(preview::configure)
+            .configure(editions::configure)
+            .configure(subscribers::configure)
+            .configure(stories::configure)
+            .configure(quotes::configure),
+    );
 }

@@ -1,40 +1,44 @@
 //! The admin pages' access: one account (`ADMIN_EMAIL`, `ADMIN_PASSWORD_HASH`),
 //! a signed session cookie with an expiry, and a CSRF token on every form.
 //!
-//! `AdminSession` is an extractor: a page that takes it cannot be seen
-//! without logging in (the browser is sent to the login page). `AdminForm`
-//! also checks the form's CSRF token, so a form posted from another site
-//! (or without its token) is refused with 403 before the handler runs.
+//! The `/admin` scope's middleware checks the session (`access`); a page
+//! takes `AdminSession` for its CSRF token. `AdminForm` checks the form's
+//! CSRF token too, so a form posted from another site (or without its
+//! token) is refused with 403 before the handler runs.
 
 use std::future::{Ready, ready};
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
 use actix_web::error::InternalError;
-use actix_web::http::{StatusCode, header};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use futures_util::future::LocalBoxFuture;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::pages::notice_page;
+use super::pages::AdminPageError;
 use crate::web::AppState;
 
 pub const SESSION_COOKIE: &str = "tickermail_admin";
 /// A random value set with the login form, so that form has a CSRF token too.
 pub const LOGIN_COOKIE: &str = "tickermail_login";
 
+/// The login page: the one page under `/admin` open to all.
+pub const LOGIN_PAGE: &str = "/admin/login";
+
 /// A logged-in admin: the session cookie and the CSRF token of its forms.
+#[derive(Clone)]
 pub struct AdminSession {
     cookie: String,
     pub csrf: String,
 }
 
 impl AdminSession {
-    fn of(request: &HttpRequest) -> Option<Self> {
-        let state = request.app_data::<web::Data<AppState>>()?;
+    /// The session the request's cookie opens, if it is valid now.
+    pub fn of(request: &HttpRequest, state: &AppState) -> Option<Self> {
         let login = state.settings.admin_login.as_ref()?;
         let cookie = request.cookie(SESSION_COOKIE)?;
         let valid = state.tokens.verify_admin_session(
@@ -52,25 +56,31 @@ impl AdminSession {
     }
 }
 
+/// The session `access` found; without one (a handler outside the `/admin`
+/// scope), the browser is sent to log in.
 impl FromRequest for AdminSession {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Self::of(request).ok_or_else(|| to_login(request)))
+        ready(checked_session(request))
     }
 }
 
+fn checked_session(request: &HttpRequest) -> actix_web::Result<AdminSession> {
+    let session = request.extensions().get::<AdminSession>().cloned();
+    session.ok_or_else(|| InternalError::from_response("login required", to_login(request)).into())
+}
+
 /// Sends the browser to the login page, and back here afterwards when this was a page view.
-fn to_login(request: &HttpRequest) -> actix_web::Error {
+pub fn to_login(request: &HttpRequest) -> HttpResponse {
     let location = if request.method() == actix_web::http::Method::GET {
         let here = request.uri().path_and_query().map_or("/admin", |p| p.as_str());
-        format!("/admin/login?next={}", url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>())
+        format!("{LOGIN_PAGE}?next={}", url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>())
     } else {
-        "/admin/login".to_string()
+        LOGIN_PAGE.to_string()
     };
-    let response = HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish();
-    InternalError::from_response("login required", response).into()
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
 }
 
 /// A page to return to after logging in: only one of ours, and nothing
@@ -109,51 +119,21 @@ impl<T: DeserializeOwned + 'static> FromRequest for AdminForm<T> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let session = AdminSession::of(request);
+        let session = checked_session(request);
         let body = web::Bytes::from_request(request, payload);
-        let request = request.clone();
+        let state = request.app_data::<web::Data<AppState>>().expect("app state is configured").clone();
         Box::pin(async move {
-            let session = session.ok_or_else(|| to_login(&request))?;
-            let body = body.await.map_err(|error| {
-                let response = notice_page(
-                    request.app_data::<web::Data<AppState>>().expect("app state is configured"),
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "The form is too large",
-                    &format!("{error}. Shorten what you typed and try again."),
-                );
-                actix_web::Error::from(InternalError::from_response("admin form too large", response))
-            })?;
-            let state = request.app_data::<web::Data<AppState>>().expect("app state is configured");
+            let session = session?;
+            let body = body.await.map_err(|error| AdminPageError::FormTooLarge(error.to_string()))?;
             let token = serde_urlencoded::from_bytes::<CsrfField>(&body).ok().and_then(|field| field.csrf);
-            if !token.is_some_and(|token| session.accepts(state, &token)) {
-                return Err(forbidden(state));
+            if !token.is_some_and(|token| session.accepts(&state, &token)) {
+                return Err(AdminPageError::FormExpired.into());
             }
-            match serde_urlencoded::from_bytes::<T>(&body) {
-                Ok(form) => Ok(Self { session, form }),
-                Err(error) => {
-                    let response = notice_page(
-                        state,
-                        StatusCode::BAD_REQUEST,
-                        "The form could not be read",
-                        &format!("{error}. Go back and try again."),
-                    );
-                    Err(InternalError::from_response("bad admin form", response).into())
-                }
-            }
+            let form = serde_urlencoded::from_bytes::<T>(&body)
+                .map_err(|error| AdminPageError::FormUnreadable(error.to_string()))?;
+            Ok(Self { session, form })
         })
     }
-}
-
-/// The answer to a form without its CSRF token.
-pub fn forbidden(state: &AppState) -> actix_web::Error {
-    let response = notice_page(
-        state,
-        StatusCode::FORBIDDEN,
-        "This form has expired",
-        "It did not carry this session's security token (it may be old, or come from another site). \
-         Go back, reload the page and try again.",
-    );
-    InternalError::from_response("CSRF token missing or wrong", response).into()
 }
 
 /// The session cookie: signed, `HttpOnly`, `SameSite=Strict`, `Secure` on https, for the admin paths only.

@@ -8,7 +8,7 @@ use chrono::Utc;
 use crate::store::{ConfirmOutcome, StoreError};
 use crate::tokens::{ConfirmationClaim, TokenKey};
 use crate::web::AppState;
-use crate::web::pages::{ConfirmExpiredPage, ConfirmPage, WelcomePage, html, invalid_link, notice, unavailable};
+use crate::web::pages::{ConfirmExpiredPage, ConfirmPage, PageError, WelcomePage, html, notice};
 
 enum TokenState {
     /// With the nonce it was checked against.
@@ -34,40 +34,31 @@ async fn check_token(state: &AppState, token: &str) -> Result<TokenState, StoreE
 }
 
 #[get("/confirm/{token}")]
-pub(super) async fn confirm_page(token: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn confirm_page(
+    token: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
     let site_name = &state.settings.site_name;
-    match check_token(&state, &token).await {
-        Err(error) => unavailable(site_name, error),
-        Ok(TokenState::Invalid) => invalid_link(site_name),
-        Ok(TokenState::Expired(_)) => html(StatusCode::GONE, &ConfirmExpiredPage { site_name, token: &token }),
-        Ok(TokenState::Valid(..)) => html(StatusCode::OK, &ConfirmPage { site_name, token: &token }),
-    }
+    Ok(match check_token(&state, &token).await? {
+        TokenState::Invalid => return Err(PageError::InvalidLink),
+        TokenState::Expired(_) => html(StatusCode::GONE, &ConfirmExpiredPage { site_name, token: &token }),
+        TokenState::Valid(..) => html(StatusCode::OK, &ConfirmPage { site_name, token: &token }),
+    })
 }
 
 #[post("/confirm/{token}")]
-pub(super) async fn confirm(token: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn confirm(token: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let site_name = &state.settings.site_name;
-    let (claim, nonce) = match check_token(&state, &token).await {
-        Err(error) => return unavailable(site_name, error),
-        Ok(TokenState::Invalid) => return invalid_link(site_name),
-        Ok(TokenState::Expired(_)) => {
-            return html(StatusCode::GONE, &ConfirmExpiredPage { site_name, token: &token });
-        }
-        Ok(TokenState::Valid(claim, nonce)) => (claim, nonce),
+    let (claim, nonce) = match check_token(&state, &token).await? {
+        TokenState::Invalid => return Err(PageError::InvalidLink),
+        TokenState::Expired(_) => return Ok(html(StatusCode::GONE, &ConfirmExpiredPage { site_name, token: &token })),
+        TokenState::Valid(claim, nonce) => (claim, nonce),
     };
     let resend_interval = state.settings.confirmation_resend_interval;
-    let outcome = match state.store.confirm_subscriber(claim.subscriber_id, &nonce, resend_interval).await {
-        Ok(outcome) => outcome,
-        Err(error) => return unavailable(site_name, error),
-    };
-    match outcome {
+    Ok(match state.store.confirm_subscriber(claim.subscriber_id, &nonce, resend_interval).await? {
         ConfirmOutcome::Confirmed => {
             state.worker_wakeup.notify_one();
-            let subscriber = match state.store.subscriber(claim.subscriber_id).await {
-                Ok(Some(subscriber)) => subscriber,
-                Ok(None) => return invalid_link(site_name),
-                Err(error) => return unavailable(site_name, error),
-            };
+            let subscriber = state.store.subscriber(claim.subscriber_id).await?.ok_or(PageError::InvalidLink)?;
             let tickers: Vec<_> = subscriber.watchlist.tickers().iter().collect();
             super::start_following(&state, &subscriber, &tickers).await;
             let preferences_url = format!(
@@ -96,31 +87,24 @@ pub(super) async fn confirm(token: web::Path<String>, state: web::Data<AppState>
             "You are no longer subscribed",
             "This address was unsubscribed after this link was sent. To get our emails again, sign up again.",
         ),
-        ConfirmOutcome::NotFound => invalid_link(site_name),
-    }
+        ConfirmOutcome::NotFound => return Err(PageError::InvalidLink),
+    })
 }
 
 /// Sends a fresh confirmation link, for a link that expired.
 #[post("/confirm/{token}/resend")]
-pub(super) async fn resend(token: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    let site_name = &state.settings.site_name;
-    let claim = match check_token(&state, &token).await {
-        Err(error) => return unavailable(site_name, error),
-        Ok(TokenState::Invalid) => return invalid_link(site_name),
-        Ok(TokenState::Expired(claim) | TokenState::Valid(claim, _)) => claim,
+pub(super) async fn resend(token: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let claim = match check_token(&state, &token).await? {
+        TokenState::Invalid => return Err(PageError::InvalidLink),
+        TokenState::Expired(claim) | TokenState::Valid(claim, _) => claim,
     };
-    match state.store.resend_confirmation(claim.subscriber_id, state.settings.confirmation_resend_interval).await {
-        Ok(queued) => {
-            if queued {
-                state.worker_wakeup.notify_one();
-            }
-            notice(
-                StatusCode::OK,
-                site_name,
-                "Check your inbox",
-                "If this address is still waiting for confirmation, a new link is on its way.",
-            )
-        }
-        Err(error) => unavailable(site_name, error),
+    if state.store.resend_confirmation(claim.subscriber_id, state.settings.confirmation_resend_interval).await? {
+        state.worker_wakeup.notify_one();
     }
+    Ok(notice(
+        StatusCode::OK,
+        &state.settings.site_name,
+        "Check your inbox",
+        "If this address is still waiting for confirmation, a new link is on its way.",
+    ))
 }

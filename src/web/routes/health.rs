@@ -1,3 +1,5 @@
+//! Liveness and readiness checks, and the stylesheet every page links to.
+
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};
 use serde_json::json;

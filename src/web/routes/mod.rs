@@ -1,5 +1,6 @@
-mod admin_api;
-mod admin_subscribers;
+//! The public routes: sign-up, confirmation, unsubscribe and preferences
+//! links, the widgets' API, and health checks.
+
 mod confirm;
 mod health;
 mod preferences;
@@ -30,26 +31,7 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(preferences::preferences_page)
         .service(preferences::save_preferences)
         .service(public_api::quotes)
-        .service(public_api::stories)
-        .service(admin_api::stats)
-        .service(admin_api::push_quotes)
-        .service(admin_api::push_story)
-        .service(admin_api::list_stories)
-        .service(admin_api::hide_story)
-        .service(admin_api::test_send)
-        .service(admin_api::create_edition)
-        .service(admin_api::edition_progress)
-        .service(admin_api::list_editions)
-        .service(admin_api::control_edition)
-        .service(admin_api::dashboard)
-        .service(admin_api::preview)
-        .service(admin_api::list_quotes)
-        .service(admin_subscribers::export_csv)
-        .service(admin_subscribers::import_csv)
-        .service(admin_subscribers::search)
-        .service(admin_subscribers::show)
-        .service(admin_subscribers::unsubscribe)
-        .service(admin_subscribers::erase);
+        .service(public_api::stories);
 }
 
 /// Today's moves of `tickers`, which `subscriber` starts following now, count

@@ -8,7 +8,8 @@ use super::subscriber_for_manage_token;
 use crate::domain::{AlertThreshold, DigestFrequency, Subscriber, SubscriberName, SubscriberStatus, Watchlist};
 use crate::store::PreferencesUpdate;
 use crate::web::AppState;
-use crate::web::pages::{PreferencesPage, PreferencesValues, html, invalid_link, notice, unavailable};
+use crate::web::pages::{PageError, PreferencesPage, PreferencesValues, html};
+use crate::web::validation::InvalidField;
 
 #[derive(Deserialize)]
 struct PreferencesForm {
@@ -25,12 +26,16 @@ struct PreferencesForm {
 }
 
 impl PreferencesForm {
-    fn parse(&self) -> Result<PreferencesUpdate, String> {
+    fn parse(&self) -> Result<PreferencesUpdate, InvalidField> {
         Ok(PreferencesUpdate {
-            name: SubscriberName::parse(&self.name)?,
-            watchlist: Watchlist::parse_text(&self.tickers)?,
-            alert_threshold: AlertThreshold::parse(&self.alert_threshold)?,
-            digest_frequency: self.digest_frequency.parse::<DigestFrequency>()?,
+            name: SubscriberName::parse(&self.name).map_err(InvalidField::named("name"))?,
+            watchlist: Watchlist::parse_text(&self.tickers).map_err(InvalidField::named("tickers"))?,
+            alert_threshold: AlertThreshold::parse(&self.alert_threshold)
+                .map_err(InvalidField::named("alert_threshold"))?,
+            digest_frequency: self
+                .digest_frequency
+                .parse::<DigestFrequency>()
+                .map_err(InvalidField::named("digest_frequency"))?,
             alerts_enabled: self.alerts_enabled.is_some(),
         })
     }
@@ -56,39 +61,33 @@ fn stored_values(subscriber: &Subscriber) -> PreferencesValues {
     }
 }
 
-fn no_longer_subscribed(site_name: &str) -> HttpResponse {
-    notice(
-        StatusCode::GONE,
-        site_name,
-        "You are not subscribed",
-        "This subscription has ended, so there are no preferences to change. Sign up again to get our emails.",
-    )
-}
-
-fn is_active(subscriber: &Subscriber) -> bool {
-    matches!(subscriber.status, SubscriberStatus::Pending | SubscriberStatus::Confirmed)
+/// The reader whose token this is, while their subscription lasts.
+async fn active_subscriber(state: &AppState, token: &str) -> Result<Subscriber, PageError> {
+    let subscriber = subscriber_for_manage_token(state, token).await?.ok_or(PageError::InvalidLink)?;
+    match subscriber.status {
+        SubscriberStatus::Pending | SubscriberStatus::Confirmed => Ok(subscriber),
+        _ => Err(PageError::SubscriptionEnded),
+    }
 }
 
 #[get("/preferences/{token}")]
-pub(super) async fn preferences_page(token: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    let site_name = &state.settings.site_name;
-    match subscriber_for_manage_token(&state, &token).await {
-        Err(error) => unavailable(site_name, error),
-        Ok(None) => invalid_link(site_name),
-        Ok(Some(subscriber)) if !is_active(&subscriber) => no_longer_subscribed(site_name),
-        Ok(Some(subscriber)) => html(
-            StatusCode::OK,
-            &PreferencesPage {
-                site_name,
-                token: &token,
-                email: &subscriber.email,
-                values: stored_values(&subscriber),
-                frequencies: DigestFrequency::ALL,
-                notice: None,
-                error: None,
-            },
-        ),
-    }
+pub(super) async fn preferences_page(
+    token: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let subscriber = active_subscriber(&state, &token).await?;
+    Ok(html(
+        StatusCode::OK,
+        &PreferencesPage {
+            site_name: &state.settings.site_name,
+            token: &token,
+            email: &subscriber.email,
+            values: stored_values(&subscriber),
+            frequencies: DigestFrequency::ALL,
+            notice: None,
+            error: None,
+        },
+    ))
 }
 
 #[post("/preferences/{token}")]
@@ -96,16 +95,10 @@ pub(super) async fn save_preferences(
     token: web::Path<String>,
     form: web::Form<PreferencesForm>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let site_name = &state.settings.site_name;
-    let subscriber = match subscriber_for_manage_token(&state, &token).await {
-        Err(error) => return unavailable(site_name, error),
-        Ok(None) => return invalid_link(site_name),
-        Ok(Some(subscriber)) if !is_active(&subscriber) => return no_longer_subscribed(site_name),
-        Ok(Some(subscriber)) => subscriber,
-    };
+) -> Result<HttpResponse, PageError> {
+    let subscriber = active_subscriber(&state, &token).await?;
     let page = |values, notice, error| PreferencesPage {
-        site_name,
+        site_name: &state.settings.site_name,
         token: &token,
         email: &subscriber.email,
         values,
@@ -115,20 +108,16 @@ pub(super) async fn save_preferences(
     };
     let update = match form.parse() {
         Ok(update) => update,
-        Err(message) => return html(StatusCode::UNPROCESSABLE_ENTITY, &page(form.values(), None, Some(message))),
+        Err(invalid) => {
+            return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page(form.values(), None, Some(invalid.message))));
+        }
     };
-    match state.store.update_preferences(subscriber.id, &update).await {
-        Err(error) => unavailable(site_name, error),
-        Ok(false) => no_longer_subscribed(site_name),
-        Ok(true) => match state.store.subscriber(subscriber.id).await {
-            Ok(Some(saved)) => {
-                let added: Vec<_> =
-                    saved.watchlist.tickers().iter().filter(|t| !subscriber.watchlist.tickers().contains(t)).collect();
-                super::start_following(&state, &saved, &added).await;
-                html(StatusCode::OK, &page(stored_values(&saved), Some("Your preferences are saved."), None))
-            }
-            Ok(None) => invalid_link(site_name),
-            Err(error) => unavailable(site_name, error),
-        },
+    if !state.store.update_preferences(subscriber.id, &update).await? {
+        return Err(PageError::SubscriptionEnded);
     }
+    let saved = state.store.subscriber(subscriber.id).await?.ok_or(PageError::InvalidLink)?;
+    let added: Vec<_> =
+        saved.watchlist.tickers().iter().filter(|t| !subscriber.watchlist.tickers().contains(t)).collect();
+    super::start_following(&state, &saved, &added).await;
+    Ok(html(StatusCode::OK, &page(stored_values(&saved), Some("Your preferences are saved."), None)))
 }

@@ -13,6 +13,7 @@ use crate::store::{SignupOutcome, SignupRecord, StoreError};
 use crate::web::AppState;
 use crate::web::client_ip::client_ip;
 use crate::web::pages::{SignupPage, SignupValues, ThanksPage, html};
+use crate::web::validation::InvalidField;
 
 #[get("/")]
 pub(super) async fn signup_page(state: web::Data<AppState>) -> HttpResponse {
@@ -59,8 +60,8 @@ enum SubscribeError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Malformed(String),
-    #[error("{message}")]
-    Invalid { field: &'static str, message: String },
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
     #[error("Too many sign-ups from your network. Please try again later.")]
     RateLimited(Duration),
     #[error("Sign-ups are unavailable for a moment. Please try again shortly.")]
@@ -72,7 +73,7 @@ impl SubscribeError {
         match self {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
-            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -134,15 +135,14 @@ async fn handle_signup(
     }
     let signup = SignupRecord {
         email: SubscriberEmail::parse(form.email.as_deref().unwrap_or_default())
-            .map_err(|message| SubscribeError::Invalid { field: "email", message })?,
-        name: SubscriberName::parse(form.name.as_deref().unwrap_or_default())
-            .map_err(|message| SubscribeError::Invalid { field: "name", message })?,
+            .map_err(InvalidField::named("email"))?,
+        name: SubscriberName::parse(form.name.as_deref().unwrap_or_default()).map_err(InvalidField::named("name"))?,
         watchlist: match &tickers {
             None => Ok(Watchlist::default()),
             Some(TickersField::Text(text)) => Watchlist::parse_text(text),
             Some(TickersField::List(list)) => Watchlist::parse_items(list.iter().map(String::as_str)),
         }
-        .map_err(|message| SubscribeError::Invalid { field: "tickers", message })?,
+        .map_err(InvalidField::named("tickers"))?,
         consent_ip: Some(ip.to_string()),
         consent_user_agent: request
             .headers()
@@ -206,7 +206,7 @@ fn error_response(error: SubscribeError, format: Format, values: SignupValues, s
         }
         Format::Json => {
             let field = match &error {
-                SubscribeError::Invalid { field, .. } => Some(*field),
+                SubscribeError::Invalid(invalid) => Some(invalid.field),
                 _ => None,
             };
             HttpResponse::build(status).json(json!({ "error": error.to_string(), "field": field }))

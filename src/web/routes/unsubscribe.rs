@@ -9,38 +9,33 @@ use actix_web::{HttpResponse, get, post, web};
 use super::subscriber_for_manage_token;
 use crate::domain::SubscriberStatus;
 use crate::web::AppState;
-use crate::web::pages::{UnsubscribePage, html, invalid_link, notice, unavailable};
+use crate::web::pages::{PageError, UnsubscribePage, html, notice};
 
 #[get("/unsubscribe/{token}")]
-pub(super) async fn unsubscribe_page(token: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn unsubscribe_page(
+    token: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
     let site_name = &state.settings.site_name;
-    match subscriber_for_manage_token(&state, &token).await {
-        Err(error) => unavailable(site_name, error),
-        Ok(None) => invalid_link(site_name),
-        Ok(Some(subscriber)) if subscriber.status == SubscriberStatus::Unsubscribed => already_unsubscribed(site_name),
-        Ok(Some(subscriber)) => {
-            html(StatusCode::OK, &UnsubscribePage { site_name, token: &token, email: &subscriber.email })
-        }
-    }
+    let subscriber = subscriber_for_manage_token(&state, &token).await?.ok_or(PageError::InvalidLink)?;
+    Ok(if subscriber.status == SubscriberStatus::Unsubscribed {
+        already_unsubscribed(site_name)
+    } else {
+        html(StatusCode::OK, &UnsubscribePage { site_name, token: &token, email: &subscriber.email })
+    })
 }
 
 /// The body is ignored: a one-click client sends `List-Unsubscribe=One-Click`,
 /// our page's button sends nothing else of use.
 #[post("/unsubscribe/{token}")]
-pub(super) async fn unsubscribe(token: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    let site_name = &state.settings.site_name;
-    let subscriber = match subscriber_for_manage_token(&state, &token).await {
-        Err(error) => return unavailable(site_name, error),
-        Ok(None) => return invalid_link(site_name),
-        Ok(Some(subscriber)) => subscriber,
-    };
-    match state.store.unsubscribe(subscriber.id).await {
-        Err(error) => unavailable(site_name, error),
-        Ok(_) => {
-            tracing::info!(subscriber = %subscriber.id, "unsubscribed");
-            already_unsubscribed(site_name)
-        }
-    }
+pub(super) async fn unsubscribe(
+    token: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let subscriber = subscriber_for_manage_token(&state, &token).await?.ok_or(PageError::InvalidLink)?;
+    state.store.unsubscribe(subscriber.id).await?;
+    tracing::info!(subscriber = %subscriber.id, "unsubscribed");
+    Ok(already_unsubscribed(&state.settings.site_name))
 }
 
 fn already_unsubscribed(site_name: &str) -> HttpResponse {

@@ -1,17 +1,15 @@
-//! Subscribers as CSV, for the admin API and pages alike: the export is
-//! streamed a page at a time, and the import reports invalid rows by line.
-//! An import is parsed off the async threads and written in batches, so the
-//! site goes on serving, and signing readers up, while a large one runs.
+//! Readers imported from CSV, for the admin API and pages alike; invalid rows
+//! are reported by line. An import is parsed off the async threads and
+//! written in batches, so the site goes on serving, and signing readers up,
+//! while a large one runs. The pages' imports run in the background.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use actix_web::{HttpResponse, web};
-use futures_util::StreamExt;
 use uuid::Uuid;
 
 use crate::domain::{SubscriberEmail, SubscriberName, Watchlist};
-use crate::store::{ImportedReader, Store, StoreError, SubscriberSummary};
+use crate::store::{ImportedReader, Store, StoreError};
 
 /// Rows written per transaction: short enough that a sign-up waits for one
 /// batch at most, long enough that the import is not one commit per row.
@@ -19,61 +17,6 @@ const IMPORT_BATCH: usize = 1000;
 
 /// Imports the admin pages keep the progress or report of, the newest.
 const KEPT_IMPORTS: usize = 20;
-
-/// Readers read per page while the CSV export streams.
-const EXPORT_PAGE: u32 = 1000;
-
-/// Every reader as CSV, streamed a page at a time (never built in memory).
-/// A cell that a spreadsheet would take for a formula is escaped.
-pub fn export_response(store: Store) -> HttpResponse {
-    let header = web::Bytes::from_static(b"email,name,status,tickers,created_at,confirmed_at,unsubscribed_at\r\n");
-    let pages = futures_util::stream::unfold(Some(String::new()), move |after| {
-        let store = store.clone();
-        async move {
-            let after = after?;
-            match store.find_subscribers("", None, &after, EXPORT_PAGE).await {
-                Ok(page) if page.is_empty() => None,
-                Ok(page) => {
-                    let next = (page.len() == EXPORT_PAGE as usize).then(|| page[page.len() - 1].email.clone());
-                    let rows: String = page.iter().map(csv_row).collect();
-                    Some((Ok(web::Bytes::from(rows)), next))
-                }
-                Err(error) => {
-                    tracing::error!(%error, "CSV export cut short");
-                    Some((Err(actix_web::error::ErrorServiceUnavailable("database unavailable")), None))
-                }
-            }
-        }
-    });
-    HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header(("Content-Disposition", "attachment; filename=\"subscribers.csv\""))
-        .streaming(futures_util::stream::once(async move { Ok::<_, actix_web::Error>(header) }).chain(pages))
-}
-
-fn csv_row(subscriber: &SubscriberSummary) -> String {
-    let time = |at: Option<chrono::DateTime<chrono::Utc>>| at.map(|at| at.to_rfc3339()).unwrap_or_default();
-    let cells = [
-        subscriber.email.clone(),
-        subscriber.name.clone(),
-        subscriber.status.to_string(),
-        subscriber.tickers.clone(),
-        subscriber.created_at.to_rfc3339(),
-        time(subscriber.confirmed_at),
-        time(subscriber.unsubscribed_at),
-    ];
-    let mut row = cells.iter().map(|cell| csv_cell(cell)).collect::<Vec<_>>().join(",");
-    row.push_str("\r\n");
-    row
-}
-
-/// Quotes a cell when it needs it, and puts a `'` before one that starts
-/// like a formula (`=`, `+`, `-`, `@`, tab, CR) so a spreadsheet shows it as text.
-fn csv_cell(value: &str) -> String {
-    let value =
-        if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_string() };
-    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
-}
 
 /// The largest CSV an import takes.
 pub const MAX_IMPORT_BYTES: usize = 5 * 1024 * 1024;
@@ -93,11 +36,16 @@ pub struct ImportReport {
     pub invalid: Vec<InvalidRow>,
 }
 
+/// Why an import stopped. All but `Store` are about the file as a whole:
+/// nothing of it was imported.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    /// The file as a whole cannot be imported; nothing was.
-    #[error("{0}")]
-    Unreadable(String),
+    #[error("The CSV could not be read: {0}")]
+    NotCsv(#[from] csv::Error),
+    #[error("The first row must name the columns, with an email column.")]
+    NoEmailColumn,
+    #[error("The CSV could not be read: {0}")]
+    ParserFailed(#[from] tokio::task::JoinError),
     /// The database failed part-way: the batches before it are in.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -112,10 +60,7 @@ pub struct ImportProgress {
 
 /// Parses `csv` on a blocking thread, then adds its valid rows in batches.
 pub async fn import(store: &Store, csv: Vec<u8>, progress: &ImportProgress) -> Result<ImportReport, ImportError> {
-    let parsed = tokio::task::spawn_blocking(move || parse_import(&csv))
-        .await
-        .map_err(|e| ImportError::Unreadable(format!("The CSV could not be read: {e}")))?;
-    let (readers, invalid) = parsed.map_err(ImportError::Unreadable)?;
+    let (readers, invalid) = tokio::task::spawn_blocking(move || parse_import(&csv)).await??;
     progress.rows.store(readers.len() as u64, Ordering::Relaxed);
     let mut imported = 0;
     for batch in readers.chunks(IMPORT_BATCH) {
@@ -151,11 +96,11 @@ impl ImportJobs {
         }
         tokio::spawn(async move {
             let outcome = import(&store, csv, &job.progress).await.map_err(|error| match error {
-                ImportError::Unreadable(message) => message,
                 ImportError::Store(error) => {
                     tracing::error!(%error, "import cut short");
                     "The database failed part-way; the rows before that were imported. Import the file again to add the rest.".into()
                 }
+                unreadable => unreadable.to_string(),
             });
             *job.outcome.lock().expect("not poisoned") = Some(outcome);
         });
@@ -169,11 +114,11 @@ impl ImportJobs {
 }
 
 /// The valid rows, and each invalid one.
-pub fn parse_import(csv: &[u8]) -> Result<(Vec<ImportedReader>, Vec<InvalidRow>), String> {
+fn parse_import(csv: &[u8]) -> Result<(Vec<ImportedReader>, Vec<InvalidRow>), ImportError> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(csv);
-    let headers = reader.headers().map_err(|e| format!("The CSV could not be read: {e}"))?.clone();
+    let headers = reader.headers()?.clone();
     let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let email_column = column("email").ok_or("The first row must name the columns, with an email column.")?;
+    let email_column = column("email").ok_or(ImportError::NoEmailColumn)?;
     let (name_column, tickers_column) = (column("name"), column("tickers"));
     let (mut readers, mut invalid) = (Vec::new(), Vec::new());
     let mut lines = LineCounter::default();
@@ -231,8 +176,6 @@ impl LineCounter {
 
 #[cfg(test)]
 mod tests {
-    use super::csv_cell;
-
     #[test]
     fn a_large_import_is_parsed_in_one_pass() {
         let mut csv = String::from("email,name\n");
@@ -253,15 +196,5 @@ mod tests {
             let (readers, invalid) = super::parse_import(csv.as_bytes()).unwrap();
             assert_eq!((readers.len(), invalid[0].0), (1, 3), "{csv:?}");
         }
-    }
-
-    #[test]
-    fn csv_cells_that_look_like_formulas_or_hold_separators_are_escaped() {
-        assert_eq!(csv_cell("Ann"), "Ann");
-        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_cell("+1"), "'+1");
-        assert_eq!(csv_cell("-2"), "'-2");
-        assert_eq!(csv_cell("@SUM"), "'@SUM");
-        assert_eq!(csv_cell("NOK,AAPL"), "\"NOK,AAPL\"");
     }
 }
