@@ -19,6 +19,13 @@ pub enum SubscriberStatus {
 }
 
 impl SubscriberStatus {
+    pub const ALL: [SubscriberStatus; 4] = [Self::Pending, Self::Confirmed, Self::Unsubscribed, Self::Bounced];
+
+    /// Whether the reader still gets (or is about to get) mail, so there is something to unsubscribe from.
+    pub fn is_subscribed(self) -> bool {
+        matches!(self, Self::Pending | Self::Confirmed)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::export::export_response;
 use super::import::{ImportReport, MAX_IMPORT_BYTES, too_large};
 use super::{Search, erase_reader, next_after, record, subscriber, subscriber_id, unsubscribe_reader};
-use crate::domain::Subscriber;
+use crate::domain::{Subscriber, SubscriberStatus};
 use crate::store::{ConsentRecord, DeliveryRecord, SubscriberRecord, SubscriberSummary};
 use crate::web::AppState;
 use crate::web::admin::pages::{AdminPageError, html, notice_page, see_other};
@@ -19,7 +19,6 @@ use crate::web::admin::service::ServiceError;
 use crate::web::admin::session::{AdminForm, AdminSession, NoFields};
 
 const PAGE: u32 = 50;
-const STATUSES: [&str; 4] = ["pending", "confirmed", "unsubscribed", "bounced"];
 
 #[derive(Deserialize)]
 pub(super) struct SearchQuery {
@@ -58,7 +57,7 @@ impl<'a> SubscribersPage<'a> {
         SubscribersPage {
             site_name: &state.settings.site_name,
             csrf: &session.csrf,
-            statuses: STATUSES,
+            statuses: SubscriberStatus::ALL.map(SubscriberStatus::as_str),
             email: "",
             status: "",
             found: Vec::new(),
