@@ -58,7 +58,7 @@ pub enum TestSendError {
     #[error("the SMTP server did not accept the message: {0}")]
     Refused(String),
     #[error("the message could not be rendered: {0}")]
-    Render(String),
+    Render(#[from] RenderError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -93,7 +93,7 @@ impl TestSender {
         let subject = content.subject.clone();
         let message = content
             .into_message(&self.links, to.as_ref(), self.links.message_id(Uuid::new_v4()))
-            .map_err(|e| TestSendError::Render(e.to_string()))?;
+            .map_err(RenderError::from)?;
         let sent = self.mailer.send(message, crate::mailer::MessageOrigin::TEST_SEND, Arc::new(AlwaysOpen)).await;
         sent.map_err(|e| TestSendError::Refused(e.to_string()))?;
         Ok(subject)
@@ -132,7 +132,7 @@ impl TestSender {
             } else {
                 "there are no stories or quotes yet: push a story or run `tickermail ingest`".into()
             })),
-            Err(error) => Err(TestSendError::Render(error.to_string())),
+            Err(error) => Err(error.into()),
         }
     }
 

@@ -59,9 +59,10 @@ pub(super) async fn test_send(
             Err(TestSendError::NothingToSend(message)) => {
                 (StatusCode::CONFLICT, json!({ "sent": false, "error": message }))
             }
-            Err(TestSendError::Render(message)) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, json!({ "sent": false, "error": message, "field": "to" }))
-            }
+            Err(TestSendError::Render(message)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "sent": false, "error": message.to_string(), "field": "to" }),
+            ),
             Err(TestSendError::Store(error)) => return Err(error.into()),
         })
     })
