@@ -116,15 +116,15 @@ impl Mailer {
 
     /// Sends one message once `gate` lets it. `origin` names the `.eml` file
     /// in outbox mode.
-    pub async fn send<'a>(
+    pub async fn send(
         &self,
         email: Email,
-        origin: impl Into<MessageOrigin<'a>>,
+        origin: MessageOrigin<'_>,
         gate: Arc<dyn SendGate>,
     ) -> Result<(), SendError> {
         match self {
             Mailer::Smtp(pool) => pool.send(email, gate).await,
-            Mailer::Outbox(outbox) => outbox.send(email, origin.into(), gate.as_ref()).await,
+            Mailer::Outbox(outbox) => outbox.send(email, origin, gate.as_ref()).await,
         }
     }
 }

@@ -25,12 +25,6 @@ pub enum MessageOrigin<'a> {
     Unqueued(&'a str),
 }
 
-impl<'a> From<&'a str> for MessageOrigin<'a> {
-    fn from(label: &'a str) -> Self {
-        MessageOrigin::Unqueued(label)
-    }
-}
-
 impl MessageOrigin<'_> {
     pub const TEST_SEND: MessageOrigin<'static> = MessageOrigin::Unqueued(TEST_SEND_LABEL);
 

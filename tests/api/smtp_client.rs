@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tickermail::config::{MailTransportSettings, SmtpSecurity, SmtpSettings};
-use tickermail::mailer::{AlwaysOpen, Email, EmailLinks, Mailer, Rejection, SendError, confirmation_content};
+use tickermail::mailer::{
+    AlwaysOpen, Email, EmailLinks, Mailer, MessageOrigin, Rejection, SendError, confirmation_content,
+};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -190,9 +192,12 @@ fn email(to: &str) -> Email {
 
 /// Sends one message, failing the test rather than waiting on a stuck conversation.
 async fn send(mailer: &Mailer, to: &str) -> Result<(), SendError> {
-    tokio::time::timeout(Duration::from_secs(10), mailer.send(email(to), "unused", std::sync::Arc::new(AlwaysOpen)))
-        .await
-        .expect("the conversation got stuck")
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        mailer.send(email(to), MessageOrigin::TEST_SEND, std::sync::Arc::new(AlwaysOpen)),
+    )
+    .await
+    .expect("the conversation got stuck")
 }
 
 const GREETING: &str = "220 mx.example ESMTP\r\n";
